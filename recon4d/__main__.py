@@ -1,0 +1,5 @@
+"""Allow `python -m recon4d`."""
+
+from recon4d.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""recon4d.inference"""

@@ -1,0 +1,41 @@
+"""`scene.json`: what a run did (command, options, version) and every file it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from recon4d import __version__
+from recon4d.io.atomic import atomic_write_text
+
+SCENE_JSON_FORMAT = 1
+
+
+def write_scene_json(out_dir: str | os.PathLike, command: str, options: dict[str, Any],
+                     extra: dict[str, Any] | None = None) -> Path:
+    """Write `out_dir/scene.json`, listing every file under `out_dir` (relative, sorted)."""
+    out_dir = Path(out_dir)
+    files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
+                   if p.is_file() and p.name != "scene.json")
+    doc = {
+        "format": SCENE_JSON_FORMAT,
+        "recon4d_version": __version__,
+        "command": command,
+        "options": options,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        **(extra or {}),
+        "files": files + ["scene.json"],
+    }
+    path = out_dir / "scene.json"
+    atomic_write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
+    return path
+
+
+def read_scene_json(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read `out_dir/scene.json`."""
+    return json.loads((Path(out_dir) / "scene.json").read_text())
