@@ -1,0 +1,139 @@
+"""Forward-pass benchmark of the full-size networks on one 512x384 pair, on CPU.
+
+For each model (DUSt3R 512 DPT, MASt3R 512 catmlp+dpt; random weights built from the registry
+config), in a fresh subprocess so memory figures do not mix: wall time of a forward (best of
+`--repeats` after a warm-up), peak RSS, the FLOPs of the forward (torch's FLOP counter) and the
+achieved FLOP/s as a fraction of a large plain fp32 matmul measured in the same process.
+Targets: >= 70% of matmul throughput, peak RSS < 1.3x the fp32 weights.
+
+    python benchmarks/bench_forward.py [--models dust3r-512-dpt mast3r] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+MODELS = {
+    "dust3r-512-dpt": "DUSt3R_ViTLarge_BaseDecoder_512_dpt",
+    "mast3r": "MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric",
+}
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def matmul_flops_per_s(n: int = 4096, repeats: int = 3) -> float:
+    """Best FLOP/s of an n x n fp32 matmul: the machine's practical dense peak (own process)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    best = min(_timed(lambda: torch.mm(a, b, out=out)) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def random_model(registry_name: str):
+    """Full-size model with random weights, allocated once (meta -> empty -> in-place fill)."""
+    import torch
+
+    from recon4d.models.network import build_model
+    from recon4d.models.registry import registry_config
+
+    cfg = registry_config(registry_name)
+    model = build_model(cfg, device="meta").to_empty(device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            if tensor.dim() > 1:
+                tensor.normal_(0.0, 0.02, generator=gen)
+            elif "norm" in name and name.endswith("weight"):
+                tensor.fill_(1.0)
+            else:
+                tensor.zero_()
+    return model.eval(), cfg
+
+
+def run_one(key: str, repeats: int) -> dict:
+    """Measure one model in this process; returns a JSON-able dict."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    rss_start = peak_rss_bytes()
+    model, cfg = random_model(MODELS[key])
+    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    weights_bytes = 4 * n_params
+    h, w = 384, 512
+    gen = torch.Generator().manual_seed(1)
+    views = [
+        {"img": torch.rand(1, 3, h, w, generator=gen) * 2 - 1,
+         "true_shape": torch.tensor([[h, w]], dtype=torch.int32), "idx": [i], "instance": [str(i)]}
+        for i in range(2)
+    ]
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            model(*views)
+        flops = counter.get_total_flops()
+        times = [_timed(lambda: model(*views)) for _ in range(repeats)]
+    peak = peak_rss_bytes()
+    best = min(times)
+    return {
+        "model": key, "params": n_params, "weights_gib": weights_bytes / 2**30,
+        "forward_s": best, "gflop": flops / 1e9, "gflop_per_s": flops / best / 1e9,
+        "peak_rss_gib": peak / 2**30, "rss_over_weights": peak / weights_bytes,
+        "rss_before_model_gib": rss_start / 2**30, "threads": torch.get_num_threads(),
+    }
+
+
+def _worker(key: str, repeats: int) -> dict:
+    """Run one measurement in a fresh interpreter (isolated peak RSS)."""
+    out = subprocess.run([sys.executable, __file__, "--worker", key, "--repeats", str(repeats)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "matmul":
+        print(json.dumps({"matmul_gflop_per_s": matmul_flops_per_s() / 1e9}))
+        return
+    if args.worker:
+        print(json.dumps(run_one(args.worker, args.repeats)))
+        return
+    peak_mm = _worker("matmul", args.repeats)["matmul_gflop_per_s"]
+    rows = []
+    for key in args.models:
+        row = _worker(key, args.repeats)
+        row["matmul_gflop_per_s"] = peak_mm
+        row["fraction_of_matmul"] = row["gflop_per_s"] / peak_mm
+        rows.append(row)
+    header = (f"{'model':16} {'params':>11} {'fwd s':>7} {'GFLOP':>8} {'GFLOP/s':>8} "
+              f"{'matmul':>8} {'% mm':>6} {'RSS GiB':>8} {'RSS/wts':>8}")
+    print(header)
+    for r in rows:
+        print(f"{r['model']:16} {r['params']:>11,} {r['forward_s']:7.2f} {r['gflop']:8.0f} "
+              f"{r['gflop_per_s']:8.1f} {r['matmul_gflop_per_s']:8.1f} "
+              f"{100 * r['fraction_of_matmul']:5.1f}% {r['peak_rss_gib']:8.2f} "
+              f"{r['rss_over_weights']:8.2f}")
+    print(f"targets: >= 70% of matmul FLOP/s, RSS/weights < 1.3 (threads={rows[0]['threads']})")
+
+
+if __name__ == "__main__":
+    main()
