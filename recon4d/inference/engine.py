@@ -1,0 +1,169 @@
+"""Batched pair inference: run any pair model over the edges of a graph, results in edge order.
+
+The model is any callable `model(view1, view2) -> (pred1, pred2)` on collated view dicts: the
+network, or a stand-in such as the synthetic oracle (which may have no parameters at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recon4d.errors import Recon4dError
+from recon4d.inference.batching import plan_batches
+from recon4d.inference.memory import auto_batch_size
+from recon4d.inference.predictions import (
+    PairPredictions,
+    ShapeGroup,
+    group_by_shape,
+    img_to_uint8,
+)
+from recon4d.models.config import ModelConfig
+
+PairModel = Callable[[dict, dict], tuple[dict, dict]]
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_HOST_KEYS = ("true_shape",)  # stay on the CPU, as in the reference
+
+
+def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
+                batch_size: int | None = None, device: str | torch.device | None = None,
+                dtype: str = "fp32", progress: bool = True,
+                keep_images: bool = True) -> PairPredictions:
+    """Predict every edge (view1 index, view2 index) of `edges` over `views`, without gradients.
+
+    Batches never mix image shapes and keep (a, b) next to (b, a); `batch_size=None` sizes them
+    from free memory (see `recon4d.inference.memory`). `dtype` bf16/fp16 autocasts the network
+    trunk on CUDA only. Returns CPU float32 predictions (and the uint8 inputs if `keep_images`).
+    """
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if len(edges) == 0:
+        raise Recon4dError("no pairs to run: the pair graph produced no edges")
+    if edges.min() < 0 or edges.max() >= len(views):
+        raise Recon4dError(f"pair indices must lie in 0..{len(views) - 1}, "
+                           f"got {int(edges.min())}..{int(edges.max())}")
+    if batch_size is not None and batch_size < 1:
+        raise Recon4dError(f"batch size must be >= 1, got {batch_size}")
+    device = resolve_device(model, device)
+    autocast = autocast_context(dtype, device)
+    shapes = np.stack([np.asarray(v["true_shape"]).reshape(2) for v in views]).astype(np.int32)
+    ts1, ts2 = shapes[edges[:, 0]], shapes[edges[:, 1]]
+    groups = group_by_shape(ts1, ts2)
+    config = getattr(model, "config", None)
+    config = config if isinstance(config, ModelConfig) else None
+    trunk_bytes = 4 if dtype == "fp32" else 2
+
+    def group_batch_size(g: int) -> int:
+        if batch_size is not None:
+            return batch_size
+        first = groups[g][0]
+        height, width = np.maximum(ts1[first], ts2[first])
+        return auto_batch_size(int(height), int(width), config, device, trunk_bytes)
+
+    batches = plan_batches(edges, groups, group_batch_size)
+    group_of = np.empty(len(edges), dtype=np.int64)
+    row_of = np.empty(len(edges), dtype=np.int64)
+    for g, index in enumerate(groups):
+        group_of[index] = g
+        row_of[index] = np.arange(len(index))
+    stores: list[dict[str, dict[str, torch.Tensor]] | None] = [None] * len(groups)
+    with torch.no_grad(), tqdm(total=len(edges), unit="pair", desc="pairs",
+                               disable=not progress) as bar:
+        for batch in batches:
+            view1 = collate([views[i] for i in edges[batch, 0]], device)
+            view2 = collate([views[i] for i in edges[batch, 1]], device)
+            with autocast:
+                pred1, pred2 = model(view1, view2)
+            g = int(group_of[batch[0]])
+            if stores[g] is None:
+                stores[g] = {"pred1": _allocate(pred1, len(batch), len(groups[g])),
+                             "pred2": _allocate(pred2, len(batch), len(groups[g]))}
+            rows = torch.from_numpy(row_of[batch])
+            for side, pred in (("pred1", pred1), ("pred2", pred2)):
+                for name, target in stores[g][side].items():
+                    target[rows] = pred[name].detach().to("cpu", torch.float32)
+            bar.update(len(batch))
+    result_groups = [ShapeGroup(index, store["pred1"], store["pred2"])
+                     for index, store in zip(groups, stores, strict=True)]
+    images = _view_images(views) if keep_images else None
+    return PairPredictions(edges, ts1, ts2, result_groups, images=images)
+
+
+def resolve_device(model: Any, device: str | torch.device | None) -> torch.device:
+    """The device to run on: the requested one (checked), else the model's, else the CPU."""
+    param = _first_parameter(model)
+    if device is None:
+        return param.device if param is not None else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise Recon4dError("device 'cuda' was requested but PyTorch sees no CUDA GPU "
+                           "(torch.cuda.is_available() is False); use --device cpu")
+    if param is not None and (param.device.type != device.type or (
+            device.index is not None and param.device.index != device.index)):
+        raise Recon4dError(f"the model's weights are on {param.device} but inference was asked "
+                           f"to run on {device}; load the model on that device")
+    return device
+
+
+def autocast_context(dtype: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for bf16/fp16 on CUDA; fp32 runs as is. Reduced precision on CPU is refused."""
+    if dtype not in AUTOCAST_DTYPES:
+        raise Recon4dError(f"unknown dtype {dtype!r}; choose one of {', '.join(AUTOCAST_DTYPES)}")
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        raise Recon4dError(f"dtype {dtype} is only supported on CUDA (CPU autocast is slow on "
+                           "most CPUs and changes results); use fp32 on the CPU")
+    if dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        raise Recon4dError("this GPU does not support bf16; use fp16 or fp32")
+    return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[dtype])
+
+
+def collate(views: Sequence[dict], device: torch.device) -> dict[str, Any]:
+    """Stack single-image views into one batch dict as the reference does.
+
+    Tensors and arrays are concatenated on dim 0 (`true_shape` as an int32 tensor kept on the
+    CPU, the rest moved to `device`); other fields (`idx`, `instance`, ...) become lists.
+    """
+    batch: dict[str, Any] = {}
+    for key in views[0]:
+        values = [v[key] for v in views]
+        if isinstance(values[0], (torch.Tensor, np.ndarray)):
+            tensor = torch.cat([torch.as_tensor(x) for x in values])
+            if key in _HOST_KEYS:
+                batch[key] = tensor.to(torch.int32)
+            else:
+                batch[key] = tensor.to(device, non_blocking=True)
+        else:
+            batch[key] = values
+    return batch
+
+
+def _first_parameter(model: Any) -> torch.Tensor | None:
+    """The first parameter of a torch module, None for parameter-free callables."""
+    parameters = getattr(model, "parameters", None)
+    if not callable(parameters):
+        return None
+    return next(iter(parameters()), None)
+
+
+def _allocate(pred: dict[str, Any], batch: int, rows: int) -> dict[str, torch.Tensor]:
+    """Float32 CPU storage (rows, ...) for every batched tensor of a prediction dict."""
+    return {name: torch.empty((rows,) + tuple(value.shape[1:]), dtype=torch.float32)
+            for name, value in pred.items()
+            if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == batch}
+
+
+def _view_images(views: Sequence[dict]) -> np.ndarray | list[np.ndarray] | None:
+    """The model inputs as uint8 H×W×3: one stacked array when all shapes agree, else a list.
+
+    None when some view carries no `img` (a stand-in model may identify frames by `idx` only).
+    """
+    if not all(isinstance(v.get("img"), torch.Tensor) for v in views):
+        return None
+    images = [img_to_uint8(v["img"][0]) for v in views]
+    return np.stack(images) if len({im.shape for im in images}) == 1 else images

@@ -1,0 +1,104 @@
+"""Pair graphs: which ordered image pairs the network sees, in the reference order.
+
+The order matters: it decides batch composition and therefore the last bits of GPU results, and
+downstream code indexes predictions by edge. `swin` and `logwin` emit pairs in the iteration order
+of a Python set built with the reference's insertions, so the same set is built here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from recon4d.errors import Recon4dError
+
+GRAPH_HELP = ("complete, swin-K, swin-K-noncyclic, logwin-K, logwin-K-noncyclic, oneref-R "
+              "(K window size, default 3; R reference image, default 0)")
+PREFILTER_HELP = "seqN (keep pairs with |i-j| <= N) or cycN (the same, distance taken circularly)"
+
+_WINDOW_RE = re.compile(r"^(swin|logwin)(?:-(\d+))?(-noncyclic)?$")
+_ONEREF_RE = re.compile(r"^oneref(?:-(\d+))?$")
+_PREFILTER_RE = re.compile(r"^(seq|cyc)(\d+)$")
+
+
+def make_pairs(n_or_views: int | Sequence, graph: str = "complete", symmetrize: bool = True,
+               prefilter: str | None = None) -> np.ndarray:
+    """Ordered pairs (view1 index, view2 index) of `graph` over n images, int64 array (E, 2).
+
+    `symmetrize` appends the swapped copy of every pair after all pairs; `prefilter` then drops
+    pairs whose (circular, for `cycN`) index distance exceeds N, keeping the order.
+    """
+    n = n_or_views if isinstance(n_or_views, (int, np.integer)) else len(n_or_views)
+    n = int(n)
+    if n < 0:
+        raise Recon4dError(f"pair graph: the number of images must be >= 0, got {n}")
+    pairs = _base_pairs(n, graph)
+    if symmetrize:
+        pairs = pairs + [(j, i) for i, j in pairs]
+    if prefilter is not None:
+        pairs = _prefilter(pairs, n, prefilter)
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _base_pairs(n: int, graph: str) -> list[tuple[int, int]]:
+    """Unsymmetrized pairs of `graph` in reference order."""
+    if graph == "complete":
+        return [(i, j) for i in range(n) for j in range(i)]
+    window = _WINDOW_RE.match(graph)
+    if window:
+        kind, k, noncyclic = window.groups()
+        k = 3 if k is None else int(k)
+        if k < 1:
+            raise Recon4dError(f"pair graph {graph!r}: the window size must be >= 1")
+        if kind == "swin":
+            return _window_pairs(n, range(1, k + 1), cyclic=noncyclic is None, allow_self=True)
+        return _window_pairs(n, _log_offsets(k), cyclic=noncyclic is None, allow_self=False)
+    oneref = _ONEREF_RE.match(graph)
+    if oneref:
+        ref = int(oneref.group(1) or 0)
+        if n and ref >= n:
+            raise Recon4dError(f"pair graph {graph!r}: reference image {ref} does not exist "
+                               f"(only {n} images)")
+        return [(ref, j) for j in range(n) if j != ref]
+    raise Recon4dError(f"unknown pair graph {graph!r}; valid graphs: {GRAPH_HELP}")
+
+
+def _log_offsets(k: int) -> list[int]:
+    """Offsets -1, -2, ..., -2^(k-1), then +1, ..., +2^(k-1) (reference insertion order)."""
+    powers = [2 ** e for e in range(k)]
+    return [-p for p in powers] + powers
+
+
+def _window_pairs(n: int, offsets: Sequence[int], cyclic: bool,
+                  allow_self: bool) -> list[tuple[int, int]]:
+    """Unordered pairs (min, max) of i and i+offset, in the iteration order of a Python set.
+
+    Cyclic windows wrap modulo n (so a window >= n reaches i itself: kept for `swin` as in the
+    reference, dropped for `logwin`); non-cyclic windows skip indices outside 0..n-1.
+    """
+    pair_set: set[tuple[int, int]] = set()
+    for i in range(n):
+        for off in offsets:
+            j = (i + off) % n if cyclic else i + off
+            if j < 0 or j >= n or (j == i and not allow_self):
+                continue
+            pair_set.add((min(i, j), max(i, j)))
+    return list(pair_set)
+
+
+def _prefilter(pairs: list[tuple[int, int]], n: int, prefilter: str) -> list[tuple[int, int]]:
+    """Keep the pairs whose index distance (circular for `cycN`) is at most N."""
+    match = _PREFILTER_RE.match(prefilter)
+    if not match:
+        raise Recon4dError(f"unknown pair prefilter {prefilter!r}; valid: {PREFILTER_HELP}")
+    kind, limit = match.group(1), int(match.group(2))
+    kept = []
+    for i, j in pairs:
+        dist = abs(i - j)
+        if kind == "cyc":
+            dist = min(dist, n - dist)
+        if dist <= limit:
+            kept.append((i, j))
+    return kept
