@@ -1,0 +1,50 @@
+"""The reconstructed scene handed from alignment to the writers and viewers (plain numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Scene:
+    """Per-frame geometry at the model input resolution, camera-to-world, OpenCV axes.
+
+    `original_sizes[i] = (W0, H0)` and `crops[i] = (left, top, resized_w, resized_h)` describe how
+    frame i was made from its source image (resize to `resized_*`, then crop at `left, top`), so
+    writers can express cameras at the original resolution: x0 = (x + left + 0.5) * W0 / resized_w
+    - 0.5. Both are None when the source resolution is unknown (predictions from a file).
+    """
+
+    images: np.ndarray  # (N, H, W, 3) uint8, the model inputs
+    depths: np.ndarray  # (N, H, W) float32, z-depth along the optical axis
+    confs: np.ndarray  # (N, H, W) float32, >= 1 for network confidences
+    intrinsics: np.ndarray  # (N, 3, 3) float64, pixels of the model input
+    poses_c2w: np.ndarray  # (N, 4, 4) float64
+    masks: np.ndarray  # (N, H, W) bool, points kept (confidence threshold and cleaning)
+    image_names: list[str] = field(default_factory=list)
+    timestamps: np.ndarray | None = None  # (N,) seconds; None -> frame index
+    original_sizes: np.ndarray | None = None  # (N, 2) int (W0, H0)
+    crops: np.ndarray | None = None  # (N, 4) int (left, top, resized_w, resized_h)
+    dynamic_masks: np.ndarray | None = None  # (N, H, W) bool, moving content
+
+    def __len__(self) -> int:
+        return int(self.depths.shape[0])
+
+    def points_cam(self) -> np.ndarray:
+        """(N, H, W, 3) float32 points in each camera's frame (depth times pixel ray)."""
+        n, h, w = self.depths.shape
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+        fx, fy = self.intrinsics[:, 0, 0], self.intrinsics[:, 1, 1]
+        cx, cy = self.intrinsics[:, 0, 2], self.intrinsics[:, 1, 2]
+        rx = (xs[None] - cx[:, None, None]) / fx[:, None, None]
+        ry = (ys[None] - cy[:, None, None]) / fy[:, None, None]
+        rays = np.stack([rx, ry, np.ones_like(rx)], axis=-1)
+        return (rays * self.depths[..., None]).astype(np.float32)
+
+    def points_world(self) -> np.ndarray:
+        """(N, H, W, 3) float32 points in the world frame."""
+        pc = self.points_cam().astype(np.float64)
+        rot, trans = self.poses_c2w[:, :3, :3], self.poses_c2w[:, :3, 3]
+        return (np.einsum("nij,nhwj->nhwi", rot, pc) + trans[:, None, None]).astype(np.float32)
