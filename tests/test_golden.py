@@ -21,11 +21,11 @@ RUNNERS = {
     "model_forward": "models:run_model_forward",
     "checkpoint": "checkpoints:run_checkpoint",
     "keys": "checkpoints:run_keys",
+    "focal": "focal:run_focal",
+    "reciprocal_nn": "matching:run_reciprocal_nn",
 }
 # kinds whose implementation belongs to later issues: skipped, with the reason, until they land
 PENDING = {
-    "focal": "focal estimation lands with global alignment (issue 4)",
-    "reciprocal_nn": "reciprocal nearest neighbours land with MASt3R matching (issue 5)",
     "easi3r_attention": "Easi3R attention probes land with the dynamics work",
     "easi3r_masked_forward": "Easi3R attention re-weighting lands with the dynamics work",
     "easi3r_aggregation": "Easi3R aggregation lands with the dynamics work",

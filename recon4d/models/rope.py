@@ -17,7 +17,7 @@ class RopeCoefs:
     """Per-token rotation coefficients, shape B x N x head_dim, reusable by every block.
 
     `sin` carries the sign of the rotation: negative on the first quarter of each half, so that
-    rotated = t * cos + swap_quarters(t) * sin.
+    rotated = t * cos + (t with the two quarters of each half swapped) * sin.
     """
 
     cos: torch.Tensor
@@ -62,6 +62,9 @@ def apply_rope(t: torch.Tensor, coefs: RopeCoefs) -> torch.Tensor:
     """
     shape = (t.shape[0], t.shape[1]) + (1,) * (t.dim() - 3) + (t.shape[-1],)
     cos, sin = coefs.cos.to(t.dtype).view(shape), coefs.sin.to(t.dtype).view(shape)
-    quarter = t.shape[-1] // 4
-    swapped = t.unflatten(-1, (2, 2, quarter)).flip(-2).flatten(-3)
-    return torch.addcmul(t * cos, swapped, sin)
+    quarters = (2, 2, t.shape[-1] // 4)  # (half: row/col, quarter within the half, channel)
+    out = t * cos
+    t4, out4, sin4 = (x.unflatten(-1, quarters) for x in (t, out, sin))
+    out4[..., 0, :].addcmul_(t4[..., 1, :], sin4[..., 0, :])
+    out4[..., 1, :].addcmul_(t4[..., 0, :], sin4[..., 1, :])
+    return out

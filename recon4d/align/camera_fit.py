@@ -1,0 +1,121 @@
+"""Per-image fit of pose, focal and depth map to weighted target world points.
+
+For image n with targets Y(u) and weights W(u) the cost is sum W |R (D(u) ray_f(u)) + t - Y(u)|^2.
+The depth of each pixel is eliminated (Schur complement of its 1x1 block), so each Gauss-Newton
+step solves a 7x7 system per image (rotation, translation, log focal), vectorised over images;
+the depths are then re-solved in closed form along the new rays.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from recon4d.align.geometry import camera_rays, skew, so3_exp
+
+GN_ITERS = 4
+
+
+def _flat_rays(focals: Tensor, pps: Tensor, height: int, width: int) -> Tensor:
+    return camera_rays(focals.float(), pps.float(), height, width).reshape(len(focals), -1, 3)
+
+
+def _cam_targets(rot: Tensor, trans: Tensor, targets: Tensor) -> Tensor:
+    """Targets expressed in each camera frame, (n, HW, 3)."""
+    return (targets - trans.float()[:, None]) @ rot.float()
+
+
+def _best_depth(rays: Tensor, q: Tensor, weight: Tensor, depth: Tensor, min_depth: Tensor
+                ) -> Tensor:
+    """Closed-form depth along each ray (kept where the pixel has no weight)."""
+    d = (rays * q).sum(-1) / rays.square().sum(-1)
+    return torch.where(weight > 0, torch.maximum(d, min_depth[:, None]), depth)
+
+
+def _cost(rays: Tensor, q: Tensor, weight: Tensor, depth: Tensor) -> Tensor:
+    return (weight * (depth[..., None] * rays - q).square().sum(-1)).double().sum(1)
+
+
+def _cross_sum(m: Tensor) -> Tensor:
+    """sum w a x b from the (n, 3, 3) moment matrix m = sum w a b^T."""
+    return torch.stack((m[:, 1, 2] - m[:, 2, 1], m[:, 2, 0] - m[:, 0, 2],
+                        m[:, 0, 1] - m[:, 1, 0]), dim=-1)
+
+
+def _normal_equations(q: Tensor, rays: Tensor, depth: Tensor, weight: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+    """Reduced 7x7 Gauss-Newton system per image, depth eliminated, in float64.
+
+    Per pixel with Jacobian J (3x7) = [-[q]x, I, j_f] and unit ray r^, the reduced normal matrix
+    is J^T (I - r^ r^T) J = J^T J - c c^T with c = J^T r^ = (q x r^, r^, r^ . j_f). Every sum
+    needed is an entry of one weighted moment matrix of the per-pixel features
+    (q, j_f, residual, c, 1), computed by a single batched matrix product.
+    """
+    n = q.shape[0]
+    rho = depth[..., None] * rays - q
+    rhat = rays / rays.norm(dim=-1, keepdim=True)
+    j_f = -depth[..., None] * rays[..., :2]  # d residual / d log f (third component 0)
+    c_f = (rhat[..., :2] * j_f).sum(-1, keepdim=True)
+    feats = torch.cat((q, j_f, rho, torch.linalg.cross(q, rhat), rhat, c_f,
+                       torch.ones_like(c_f)), -1)  # columns 0-2, 3-4, 5-7, 8-14, 15
+    mom = ((feats * weight[..., None]).transpose(1, 2) @ feats).double()
+    qq, q1, w1 = mom[:, 0:3, 0:3], mom[:, 0:3, 15], mom[:, 15, 15]
+    qf = torch.cat((mom[:, 0:3, 3:5], torch.zeros_like(q1[..., None])), -1)
+    eye = torch.eye(3, dtype=torch.float64, device=q.device)
+    hess = torch.zeros(n, 7, 7, dtype=torch.float64, device=q.device)
+    hess[:, :3, :3] = torch.diagonal(qq, dim1=-2, dim2=-1).sum(-1)[:, None, None] * eye - qq
+    hess[:, :3, 3:6] = skew(q1)
+    hess[:, 3:6, :3] = skew(q1).transpose(1, 2)
+    hess[:, :3, 6] = hess[:, 6, :3] = _cross_sum(qf)
+    hess[:, 3:6, 3:6] = w1[:, None, None] * eye
+    hess[:, 3:5, 6] = hess[:, 6, 3:5] = mom[:, 3:5, 15]
+    hess[:, 6, 6] = mom[:, 3, 3] + mom[:, 4, 4]
+    hess -= mom[:, 8:15, 8:15]
+    grad = torch.cat((_cross_sum(mom[:, 0:3, 5:8]), mom[:, 5:8, 15],
+                      (mom[:, 3, 5] + mom[:, 4, 6])[:, None]), -1)
+    return hess, grad
+
+
+def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, focals: Tensor,
+                pps: Tensor, depths: Tensor, fix_pose: Tensor, fix_focal: bool,
+                iters: int = GN_ITERS) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Levenberg-Marquardt per image; returns (rot, trans, focals, depths), float64/32 as given.
+
+    `targets` (n, H*W, 3) world points, `weight` (n, H*W), `fix_pose` (n,) bool.
+    """
+    n, h, w = depths.shape
+    depth = depths.reshape(n, -1)
+    min_depth = 1e-3 * depth.median(dim=1).values
+    rays = _flat_rays(focals, pps, h, w)
+    q = _cam_targets(rot, trans, targets)
+    depth = _best_depth(rays, q, weight, depth, min_depth)
+    cost = _cost(rays, q, weight, depth)
+    free = torch.ones(n, 7, dtype=torch.float64, device=rot.device)
+    free[fix_pose, :6] = 0
+    if fix_focal:
+        free[:, 6] = 0
+    lam = torch.full((n,), 1e-4, dtype=torch.float64, device=rot.device)
+    for _ in range(iters):
+        hess, grad = _normal_equations(q, rays, depth, weight)
+        hess = hess * free[:, :, None] * free[:, None, :] + torch.diag_embed(1 - free)
+        grad = grad * free
+        damp = torch.diagonal(hess, dim1=-2, dim2=-1)
+        step = -torch.linalg.solve(hess + torch.diag_embed(damp * lam[:, None] + 1e-12), grad)
+        new_rot = rot @ so3_exp(step[:, :3])
+        new_trans = trans + (rot @ step[:, 3:6, None])[..., 0]
+        new_focals = focals * torch.exp(step[:, 6])
+        new_rays = _flat_rays(new_focals, pps, h, w)
+        new_q = _cam_targets(new_rot, new_trans, targets)
+        new_depth = _best_depth(new_rays, new_q, weight, depth, min_depth)
+        new_cost = _cost(new_rays, new_q, weight, new_depth)
+        ok = new_cost <= cost
+        rot = torch.where(ok[:, None, None], new_rot, rot)
+        trans = torch.where(ok[:, None], new_trans, trans)
+        focals = torch.where(ok, new_focals, focals)
+        okp = ok[:, None].to(q.device)
+        rays = torch.where(okp[..., None], new_rays, rays)
+        q = torch.where(okp[..., None], new_q, q)
+        depth = torch.where(okp, new_depth, depth)
+        cost = torch.where(ok, new_cost, cost)
+        lam = torch.where(ok, (lam / 10).clamp(min=1e-12), lam * 10)
+    return rot, trans, focals, depth.reshape(n, h, w)

@@ -1,0 +1,188 @@
+"""Initial cameras and depths by chaining pair predictions along a maximum spanning tree."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from recon4d.align.focal import estimate_focal
+from recon4d.align.geometry import transform_points
+from recon4d.align.inputs import PairData
+from recon4d.align.known import KnownCameras
+from recon4d.align.objective import Objective
+from recon4d.align.procrustes import (
+    PairMoments,
+    point_moments,
+    umeyama_from_moments,
+    weighted_umeyama,
+)
+from recon4d.align.state import AlignState
+from recon4d.errors import InputError
+
+
+def edge_scores(data: PairData) -> Tensor:
+    """Edge score mean(C_i) * mean(C_j) on raw confidences, (E,)."""
+    return data.conf_i.mean((1, 2)).double() * data.conf_j.mean((1, 2)).double()
+
+
+def _find(parent: list[int], a: int) -> int:
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+def maximum_spanning_tree(edges: Tensor, scores: Tensor, n_images: int) -> list[int]:
+    """Indices of the edges of a maximum spanning tree (Kruskal), by decreasing score.
+
+    Directions are ignored; of two edges joining the same images the better one is used.
+    A pair graph that does not connect every image raises InputError listing the groups.
+    """
+    parent = list(range(n_images))
+    tree = []
+    for e in torch.argsort(scores, descending=True, stable=True).tolist():
+        i, j = (int(v) for v in edges[e])
+        ri, rj = _find(parent, i), _find(parent, j)
+        if ri != rj:
+            parent[ri] = rj
+            tree.append(e)
+    if len(tree) < n_images - 1:
+        groups: dict[int, list[int]] = {}
+        for k in range(n_images):
+            groups.setdefault(_find(parent, k), []).append(k)
+        listed = "; ".join(str(g) for g in sorted(groups.values()))
+        raise InputError(f"the pair graph is disconnected ({len(groups)} groups of images that "
+                         f"share no pair: {listed}); add pairs between them or align them apart")
+    return tree
+
+
+def best_own_edges(data: PairData, scores: Tensor) -> Tensor:
+    """For each image, the best-scoring edge where it is the first view (its own camera frame)."""
+    n = data.n_images
+    best = torch.full((n,), -1, dtype=torch.long)
+    best_score = torch.full((n,), -torch.inf, dtype=torch.float64)
+    for e in range(data.n_edges):
+        i = int(data.edges[e, 0])
+        if scores[e] > best_score[i]:
+            best[i], best_score[i] = e, scores[e]
+    missing = (best < 0).nonzero().flatten().tolist()
+    if missing:
+        raise InputError(f"images {missing} are never the first view of a pair, so their own "
+                         "camera frame is unknown; use a symmetric pair graph")
+    return best
+
+
+def _place_along_tree(data: PairData, tree: list[int]
+                      ) -> tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]:
+    """World pointmaps of every image (camera of the best edge's first view = world), and the
+    camera poses the tree edges reveal (None where an image is never a tree edge's first view)."""
+    n = data.n_images
+    world: list[Tensor | None] = [None] * n
+    rot: list[Tensor | None] = [None] * n
+    trans: list[Tensor | None] = [None] * n
+    i, j = (int(v) for v in data.edges[tree[0]])
+    world[i], world[j] = data.pts_i[tree[0]], data.pts_j[tree[0]]
+    rot[i], trans[i] = torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    pending = tree[1:]
+    while pending:
+        deferred = []
+        for e in pending:
+            i, j = (int(v) for v in data.edges[e])
+            if world[i] is not None:
+                src, dst, wgt, other_pts, other = (data.pts_i[e], world[i], data.conf_i[e],
+                                                   data.pts_j[e], j)
+            elif world[j] is not None:
+                src, dst, wgt, other_pts, other = (data.pts_j[e], world[j], data.conf_j[e],
+                                                   data.pts_i[e], i)
+            else:
+                deferred.append(e)
+                continue
+            s, r, t = weighted_umeyama(src.reshape(1, -1, 3), dst.reshape(1, -1, 3),
+                                       wgt.reshape(1, -1))
+            world[other] = transform_points(r, t, other_pts[None], s)[0]
+            if rot[i] is None:
+                rot[i], trans[i] = r[0], t[0]
+        pending = deferred
+    return world, rot, trans
+
+
+def _align_to_known(state: AlignState, world: Tensor, known: KnownCameras) -> None:
+    """Move the estimate (in place) so that its cameras match the known poses.
+
+    Two or more known poses: a similarity fitted on each camera's centre and a point ahead of it
+    (centre + eps * optical axis, eps = median camera distance / 100). One: a rigid motion.
+    """
+    mask = known.pose_mask
+    kr, kt = known.poses[mask, :3, :3], known.poses[mask, :3, 3]
+    er, et = state.rot[mask], state.trans[mask]
+    if int(mask.sum()) == 1:
+        scale = torch.ones(1, dtype=torch.float64)
+        rot = kr @ er.transpose(1, 2)
+        trans = kt - (rot @ et[..., None])[..., 0]
+    else:
+        def probe(r: Tensor, t: Tensor) -> Tensor:
+            eps = torch.pdist(t).median().clamp(min=1e-12) / 100
+            return torch.cat((t, t + eps * r[:, :, 2]))[None]
+        scale, rot, trans = weighted_umeyama(probe(er, et), probe(kr, kt),
+                                             torch.ones(1, 2 * len(kt), dtype=torch.float64))
+    world.copy_(transform_points(rot.float(), trans.float(),
+                                 world.reshape(1, -1, 3), scale.float()).reshape(world.shape))
+    state.rot = rot @ state.rot
+    state.trans = scale * (rot[0] @ state.trans.T).T + trans
+    state.depths *= float(scale)
+    state.rot[mask], state.trans[mask] = kr, kt
+
+
+def pairwise_similarities(data: PairData, world: Tensor, objective: Objective,
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+    """Per edge, the similarity taking P_i^e onto image i's world points (weights C_i^e)."""
+    moms = []
+    for c in objective.chunks():
+        moms.append(point_moments(c.pts_i, world.reshape(world.shape[0], -1, 3)[c.idx_i],
+                                  data.conf_i[c.sl].reshape(c.pts_i.shape[:2])))
+    cat = PairMoments(*(torch.cat([getattr(m, f) for m in moms]) for f in
+                        ("weight", "mean_src", "mean_dst", "cross", "var_src")))
+    return umeyama_from_moments(cat)
+
+
+def mst_init(data: PairData, known: KnownCameras, objective: Objective) -> AlignState:
+    """The reference's `mst` initialisation (see the module doc of `recon4d.align`).
+
+    Cameras a tree edge does not reveal get their pose by registering their best own-frame
+    prediction onto their world points (instead of PnP); focals come from Weiszfeld on that
+    prediction unless known. The world is then moved onto known poses, and scaled so that the
+    geometric mean of the pairwise scales is 0.5 when no pose is known.
+    """
+    n, h, w = data.n_images, data.height, data.width
+    scores = edge_scores(data)
+    tree = maximum_spanning_tree(data.edges, scores, n)
+    own = best_own_edges(data, scores)
+    placed, rot_list, trans_list = _place_along_tree(data, tree)
+    world = torch.stack(placed)
+    missing = [k for k in range(n) if rot_list[k] is None]
+    if missing:
+        _, r, t = weighted_umeyama(data.pts_i[own[missing]].reshape(len(missing), -1, 3),
+                                   world[missing].reshape(len(missing), -1, 3),
+                                   data.conf_i[own[missing]].reshape(len(missing), -1))
+        for k, m in enumerate(missing):
+            rot_list[m], trans_list[m] = r[k], t[k]
+    rot, trans = torch.stack(rot_list), torch.stack(trans_list)
+    if known.focals is not None:
+        focals, pps = known.focals.clone(), known.pps.clone()
+    else:
+        pps = torch.tensor([w / 2, h / 2], dtype=torch.float64).repeat(n, 1)
+        focals = estimate_focal(data.pts_i[own], pps.float()).double()
+    cam = transform_points(rot.transpose(1, 2), -(rot.transpose(1, 2) @ trans[..., None])[..., 0],
+                           world)
+    depths = cam[..., 2]
+    good = torch.isfinite(depths) & (depths > 0)
+    fill = depths[good].median() if good.any() else depths.new_tensor(1.0)
+    depths = torch.where(good, depths, fill)
+    state = AlignState(rot, trans, focals, pps, depths.contiguous(), *(
+        torch.empty(0, dtype=torch.float64),) * 3)
+    if known.n_known_poses:
+        _align_to_known(state, world, known)
+    state.pw_scale, state.pw_rot, state.pw_trans = pairwise_similarities(data, world, objective)
+    if not known.n_known_poses:
+        state.normalise_scale()
+    return state

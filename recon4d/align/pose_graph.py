@@ -1,0 +1,147 @@
+"""Camera poses and edge similarities solved jointly with the depth maps held fixed.
+
+With camera-frame points q (depth maps fixed) and pair points p, the weighted squared cost
+sum w |R_n q + t_n - s_e R_e p - t_e|^2 of one (edge, side) depends on the data only through the
+weight, mean and scatter of z = (q, p). Each such term is replaced by 7 virtual residuals that
+reproduce it exactly, so Levenberg-Marquardt on all poses at once (edge similarities eliminated
+by their closed-form optimum and a Schur complement) costs nothing per pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from recon4d.align.geometry import skew, so3_exp
+from recon4d.align.procrustes import PairMoments, umeyama_from_moments
+
+LM_ITERS = 15
+
+
+@dataclass
+class TermMoments:
+    """Per edge and side (E, 2): weight, mean (6) and centred scatter (6, 6) of z = (q, p)."""
+
+    weight: Tensor
+    mean: Tensor
+    scatter: Tensor
+
+
+@dataclass
+class _Virtual:
+    """Virtual residuals r = R_n a + tau t_n - s_e R_e b - tau t_e, (E, 2, 7, 3) and (E, 2, 7)."""
+
+    a: Tensor
+    b: Tensor
+    tau: Tensor
+
+
+def _virtual(m: TermMoments) -> _Virtual:
+    evals, evecs = torch.linalg.eigh(m.scatter)
+    cols = (evecs * evals.clamp(min=0).sqrt()[..., None, :]).transpose(-1, -2)  # (E, 2, 6, 6)
+    sw = m.weight.sqrt()
+    first = sw[..., None] * m.mean
+    a = torch.cat((first[..., None, :3], cols[..., :3]), dim=-2)
+    b = torch.cat((first[..., None, 3:], cols[..., 3:]), dim=-2)
+    tau = torch.cat((sw[..., None], torch.zeros_like(cols[..., 0])), dim=-1)
+    return _Virtual(a, b, tau)
+
+
+def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """Optimal similarity of every edge given the camera poses (weighted Umeyama on moments)."""
+    rn, tn = rot[edges], trans[edges]  # (E, 2, 3, 3), (E, 2, 3)
+    mu_q, mu_p = m.mean[..., :3], m.mean[..., 3:]
+    mu_y = (rn @ mu_q[..., None])[..., 0] + tn
+    wk = m.weight
+    total = wk.sum(1)
+    safe = total.clamp(min=1e-300)[:, None]
+    mp = (wk[..., None] * mu_p).sum(1) / safe
+    my = (wk[..., None] * mu_y).sum(1) / safe
+    dp, dy = mu_p - mp[:, None], mu_y - my[:, None]
+    cross = (rn @ m.scatter[..., :3, 3:]).sum(1) + torch.einsum("ek,eki,ekj->eij", wk, dy, dp)
+    var = (torch.diagonal(m.scatter[..., 3:, 3:], dim1=-2, dim2=-1).sum(-1)
+           + wk * dp.square().sum(-1)).sum(1)
+    return umeyama_from_moments(PairMoments(total, mp, my, cross, var))
+
+
+def _residuals(v: _Virtual, edges: Tensor, rot: Tensor, trans: Tensor,
+               sim: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """(a, b, r): world-side, pair-side and residual vectors, each (E, 2, 7, 3)."""
+    scale, srot, strans = sim
+    a = v.a @ rot[edges].transpose(-1, -2) + v.tau[..., None] * trans[edges][:, :, None]
+    b = (scale[:, None, None, None] * v.b @ srot[:, None].transpose(-1, -2)
+         + v.tau[..., None] * strans[:, None, None])
+    return a, b, a - b
+
+
+def _reduced_system(v: _Virtual, edges: Tensor, n_images: int, rot: Tensor, trans: Tensor,
+                    sim: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """Gauss-Newton normal equations in the 6N pose increments (left, world frame), with the
+    edge similarity increments eliminated."""
+    a, b, r = _residuals(v, edges, rot, trans, sim)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device)
+    tau = v.tau[..., None, None] * eye
+    jt = torch.cat((-skew(a), tau), dim=-1)  # (E, 2, 7, 3, 6)
+    js = torch.cat((skew(b), -tau, -b[..., None]), dim=-1)  # (E, 2, 7, 3, 7)
+    h_tt = torch.einsum("eksai,eksaj->ekij", jt, jt)
+    h_ts = torch.einsum("eksai,eksaj->ekij", jt, js)
+    h_ss = torch.einsum("eksai,eksaj->eij", js, js)
+    g_t = torch.einsum("eksai,eksa->eki", jt, r)
+    g_s = torch.einsum("eksai,eksa->ei", js, r)
+    h_ss = h_ss + (1e-9 * torch.diagonal(h_ss, dim1=-2, dim2=-1).sum(-1) + 1e-30)[:, None,
+                                                                                  None] * torch.eye(
+        7, dtype=a.dtype, device=a.device)
+    inv_ss = torch.linalg.inv(h_ss)
+    x = h_ts @ inv_ss[:, None]  # (E, 2, 6, 7)
+    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)  # (E, 2, 2, 6, 6)
+    hess = torch.zeros(n_images, n_images, 6, 6, dtype=a.dtype, device=a.device)
+    rows = edges[:, :, None].expand(-1, 2, 2)
+    cols = edges[:, None, :].expand(-1, 2, 2)
+    hess.index_put_((rows.reshape(-1), cols.reshape(-1)), -coupling.reshape(-1, 6, 6),
+                    accumulate=True)
+    hess.index_put_((edges.reshape(-1), edges.reshape(-1)), h_tt.reshape(-1, 6, 6),
+                    accumulate=True)
+    grad = torch.zeros(n_images, 6, dtype=a.dtype, device=a.device)
+    grad.index_add_(0, edges.reshape(-1),
+                    (g_t - (x @ g_s[:, None, :, None])[..., 0]).reshape(-1, 6))
+    return hess.permute(0, 2, 1, 3).reshape(6 * n_images, 6 * n_images), grad.reshape(-1)
+
+
+def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
+                iters: int = LM_ITERS) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """Levenberg-Marquardt on all camera poses except `fixed` (N,) bool; returns the new
+    (rot, trans) and the matching optimal edge similarities (scale, R, t)."""
+    v = _virtual(m)
+    n = rot.shape[0]
+    sim = edge_similarities(m, edges, rot, trans)
+    cost = _residuals(v, edges, rot, trans, sim)[2].square().sum()
+    free = (~fixed).repeat_interleave(6).to(rot.dtype)
+    lam = 1e-6
+    for _ in range(iters):
+        hess, grad = _reduced_system(v, edges, n, rot, trans, sim)
+        hess = hess * free[:, None] * free[None, :] + torch.diag(1 - free)
+        grad = grad * free
+        improved = False
+        while lam < 1e10:
+            damp = torch.diagonal(hess) * lam + 1e-12 * torch.diagonal(hess).mean()
+            step = -torch.linalg.solve(hess + torch.diag(damp), grad).reshape(n, 6)
+            turn = so3_exp(step[:, :3])
+            new_rot = turn @ rot
+            new_trans = (turn @ trans[..., None])[..., 0] + step[:, 3:]
+            new_sim = edge_similarities(m, edges, new_rot, new_trans)
+            new_cost = _residuals(v, edges, new_rot, new_trans, new_sim)[2].square().sum()
+            if new_cost <= cost:
+                improved = True
+                break
+            lam *= 10
+        if not improved:
+            break
+        gain = (cost - new_cost) / cost.clamp(min=1e-300)
+        rot, trans, sim, cost = new_rot, new_trans, new_sim, new_cost
+        lam = max(lam / 10, 1e-12)
+        if gain < 1e-10:
+            break
+    return rot, trans, sim

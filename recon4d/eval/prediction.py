@@ -1,0 +1,76 @@
+"""Read the evaluable parts of a recon4d output folder (whatever subset exists).
+
+trajectory_tum.txt (camera-to-world; t = frame index or input timestamp), depth/NNNNNN.npy
+(float32, model resolution), dynamic_mask/NNNNNN.png (0/255), pointcloud.ply.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recon4d.errors import InputError
+from recon4d.eval.files import numbered_files, read_mask, read_npy, stack_frames
+from recon4d.eval.trajectory import Trajectory, read_tum
+
+TRAJECTORY, DEPTH_DIR, MASK_DIR, CLOUD = ("trajectory_tum.txt", "depth", "dynamic_mask",
+                                          "pointcloud.ply")
+
+
+@dataclass
+class Prediction:
+    """The parts of one output folder; absent parts are None."""
+
+    folder: Path
+    trajectory: Trajectory | None = None
+    depth: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    cloud_path: Path | None = None
+
+    @property
+    def num_frames(self) -> int | None:
+        """Frame count (the parts agree, see load_prediction); None for a cloud only."""
+        for part in (self.trajectory, self.depth, self.masks):
+            if part is not None:
+                return len(part)
+        return None
+
+
+def is_prediction(folder: Path) -> bool:
+    """`folder` holds at least one evaluable output."""
+    return any((folder / name).exists() for name in (TRAJECTORY, DEPTH_DIR, MASK_DIR, CLOUD))
+
+
+def load_prediction(folder: str | os.PathLike) -> Prediction:
+    """Read one output folder; frame counts of trajectory, depth and masks must agree."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: prediction folder not found")
+    if not is_prediction(folder):
+        raise InputError(f"{folder}: no {TRAJECTORY}, {DEPTH_DIR}/, {MASK_DIR}/ or {CLOUD} "
+                         "to evaluate")
+    pred = Prediction(folder)
+    if (folder / TRAJECTORY).exists():
+        pred.trajectory = read_tum(folder / TRAJECTORY)
+    if (folder / DEPTH_DIR).is_dir():
+        paths = numbered_files(folder / DEPTH_DIR, ".npy")
+        if not paths:
+            raise InputError(f"{folder / DEPTH_DIR}: no .npy depth maps")
+        pred.depth = stack_frames([read_npy(p, 2).astype(np.float32) for p in paths], paths)
+    if (folder / MASK_DIR).is_dir():
+        paths = numbered_files(folder / MASK_DIR, ".png")
+        if not paths:
+            raise InputError(f"{folder / MASK_DIR}: no .png masks")
+        pred.masks = stack_frames([read_mask(p) for p in paths], paths)
+    if (folder / CLOUD).exists():
+        pred.cloud_path = folder / CLOUD
+    counts = {name: len(part) for name, part in ((TRAJECTORY, pred.trajectory),
+                                                 (DEPTH_DIR, pred.depth), (MASK_DIR, pred.masks))
+              if part is not None}
+    if len(set(counts.values())) > 1:
+        raise InputError(f"{folder}: frame counts disagree: "
+                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return pred

@@ -1,0 +1,180 @@
+"""Depth metrics: hand-computed values and alignment modes on data with a known scale/shift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linprog
+
+from recon4d.errors import InputError
+from recon4d.eval import depth_metrics
+from recon4d.eval.depth import MIN_DEPTH, fit_l1, fit_reference
+from recon4d.eval.resize import crop_box, resize_stack
+
+
+def scene_depth(seed: int, shape=(3, 12, 16)) -> np.ndarray:
+    """Positive depths between 1 and 9."""
+    return np.random.default_rng(seed).uniform(1.0, 9.0, shape)
+
+
+def test_metrics_hand_computed():
+    gt = np.array([[[1.0, 2.0, 2.0, 4.0]]])
+    pred = np.array([[[1.0, 2.0, 4.0, 3.0]]])
+    m = depth_metrics(pred, gt, align="none")
+    # errors: 0, 0, +2, -1
+    assert m["abs_rel"] == pytest.approx((0 + 0 + 2 / 2 + 1 / 4) / 4)
+    assert m["sq_rel"] == pytest.approx((4 / 2 + 1 / 4) / 4)
+    assert m["rmse"] == pytest.approx(np.sqrt(5 / 4))
+    assert m["log_rmse"] == pytest.approx(np.sqrt((np.log(2) ** 2 + np.log(4 / 3) ** 2) / 4))
+    # ratios 1, 1, 2, 4/3: below 1.25 -> 2 of 4; below 1.5625 -> 3; below 1.953125 -> 3
+    assert (m["delta_1_25"], m["delta_1_25_2"], m["delta_1_25_3"]) == (0.5, 0.75, 0.75)
+    assert (m["valid_pixels"], m["failures"], m["scale"], m["shift"]) == (4, 0, 1.0, 0.0)
+
+
+def test_median_scaling_recovers_the_scale():
+    gt = scene_depth(0)
+    m = depth_metrics(gt / 3.0, gt, align="median")
+    assert m["scale"] == pytest.approx(3.0)
+    assert m["abs_rel"] < 1e-12 and m["delta_1_25"] == 1.0
+    # one scale for the whole sequence: frames scaled differently keep their error
+    pred = gt / 3.0
+    pred[0] *= 2
+    assert depth_metrics(pred, gt, align="median")["abs_rel"] > 0.1
+
+
+def test_least_squares_scale_hand_computed():
+    gt = np.array([[[1.0, 2.0, 3.0]]])
+    pred = np.array([[[1.0, 1.0, 1.0]]])
+    # s = sum(p g) / sum(p^2) = 6 / 3 = 2
+    assert depth_metrics(pred, gt, align="scale")["scale"] == pytest.approx(2.0)
+    assert depth_metrics(pred, gt, align="median")["scale"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("fit", ["l1", "l2"])
+def test_scale_shift_recovers_known_affine(fit):
+    gt = scene_depth(1)
+    pred = (gt - 0.7) / 2.5  # gt = 2.5 * pred + 0.7
+    m = depth_metrics(pred, gt, align="scale_shift", fit=fit)
+    assert m["scale"] == pytest.approx(2.5, rel=1e-10)
+    assert m["shift"] == pytest.approx(0.7, abs=1e-10)
+    assert m["abs_rel"] < 1e-10
+
+
+def test_l1_fit_ignores_outliers_that_bias_least_squares():
+    gt = scene_depth(2)
+    pred = (gt - 0.4) / 1.5
+    rng = np.random.default_rng(3)
+    bad = rng.random(gt.shape) < 0.3
+    gt[bad] = rng.uniform(1.0, 30.0, bad.sum())  # 30 % gross errors in the measured depth
+    l1 = depth_metrics(pred, gt, align="scale_shift", fit="l1")
+    l2 = depth_metrics(pred, gt, align="scale_shift", fit="l2")
+    assert (l1["scale"], l1["shift"]) == pytest.approx((1.5, 0.4), abs=1e-9)
+    assert abs(l2["scale"] - 1.5) > 0.1
+
+
+@pytest.mark.parametrize("seed,ties", [(4, False), (5, True), (6, True)])
+def test_l1_fit_reaches_the_linear_programming_optimum(seed, ties):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 5, 150)
+    y = 2.0 * x + 1.0 + rng.standard_cauchy(150)
+    if ties:  # repeated values, as in quantised depth maps
+        x, y = np.round(x, 1), np.round(y, 1)
+    s, t = fit_l1(x, y)
+    # min sum u  s.t.  -u <= y - s x - t <= u, variables (s, t, u)
+    n = len(x)
+    a_ub = np.block([[-x[:, None], -np.ones((n, 1)), -np.eye(n)],
+                     [x[:, None], np.ones((n, 1)), -np.eye(n)]])
+    lp = linprog(np.r_[0, 0, np.ones(n)], A_ub=a_ub, b_ub=np.r_[-y, y],
+                 bounds=[(None, None)] * 2 + [(0, None)] * n, method="highs")
+    assert np.abs(y - s * x - t).sum() == pytest.approx(lp.fun, rel=1e-9)
+    if not ties:  # with ties the optimum need not be unique
+        assert (s, t) == pytest.approx(tuple(lp.x[:2]), rel=1e-6, abs=1e-6)
+
+
+def test_reference_fit_barely_moves_from_median_scaling():
+    gt = scene_depth(5)
+    pred = (gt - 2.0) / 0.5 + 10.0  # true scale 0.5, shift -3: far from the median start
+    x, y = pred.ravel(), gt.ravel()
+    s0 = np.median(y) / np.median(x)
+    s, t = fit_reference(x, y)
+    # Adam moves each parameter by about lr per step: 1000 * 1e-4 = 0.1 in all
+    assert abs(s - s0) <= 0.2 and abs(t) <= 0.2
+    assert abs(s - s0) > 1e-3  # it did run
+    exact = depth_metrics(pred, gt, align="scale_shift", fit="l1")
+    assert (exact["scale"], exact["shift"]) == pytest.approx((0.5, -3.0), abs=1e-9)
+
+
+def test_reference_fit_is_torch_adam():
+    rng = np.random.default_rng(8)
+    x = rng.uniform(1, 5, 300)
+    y = 0.5 * x + 7 + rng.normal(0, 0.1, 300)
+    scale = torch.tensor(float(np.median(y) / np.median(x)), dtype=torch.float64,
+                         requires_grad=True)
+    shift = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([scale, shift], lr=1e-3)
+    for _ in range(200):
+        optimizer.zero_grad()
+        (scale * torch.from_numpy(x) + shift - torch.from_numpy(y)).abs().mean().backward()
+        optimizer.step()
+    assert fit_reference(x, y, lr=1e-3, steps=200) == pytest.approx(
+        (scale.item(), shift.item()), abs=1e-12)
+
+
+def test_disparity_space_fit():
+    gt = scene_depth(6)
+    disp = 0.2 / gt + 0.05  # predicted disparity = 0.2 * true disparity + 0.05
+    pred = 1.0 / disp
+    m = depth_metrics(pred, gt, align="scale_shift", fit="l2", space="disparity")
+    assert (m["scale"], m["shift"]) == pytest.approx((5.0, -0.25), rel=1e-9)
+    assert m["abs_rel"] < 1e-9
+    # in depth space an affine map cannot undo it
+    assert depth_metrics(pred, gt, align="scale_shift", fit="l2")["abs_rel"] > 1e-3
+
+
+def test_max_depth_cap_and_failures():
+    gt = np.array([[[1.0, 2.0, 80.0, 0.0, 4.0]]])
+    pred = np.array([[[1.0, 2.0, 80.0, 5.0, 0.0]]])
+    m = depth_metrics(pred, gt, align="none", max_depth=70.0)
+    # valid: 1, 2, 4 (80 above the cap, 0 no ground truth); zero prediction at 4 -> failure
+    assert (m["valid_pixels"], m["failures"]) == (3, 1)
+    assert m["abs_rel"] == pytest.approx((4 - MIN_DEPTH) / 4 / 3)
+    assert m["delta_1_25_3"] == pytest.approx(2 / 3)
+    # predictions above the cap are clipped to it
+    m2 = depth_metrics(np.array([[[100.0]]]), np.array([[[50.0]]]), align="none",
+                       max_depth=70.0)
+    assert m2["abs_rel"] == pytest.approx(20 / 50)
+
+
+def test_bad_inputs():
+    with pytest.raises(InputError, match="same shape"):
+        depth_metrics(np.ones((2, 3, 4)), np.ones((1, 3, 4)))
+    with pytest.raises(InputError, match="no valid ground-truth"):
+        depth_metrics(np.ones((1, 2, 2)), np.zeros((1, 2, 2)))
+    with pytest.raises(InputError, match="unknown depth alignment"):
+        depth_metrics(np.ones((1, 2, 2)), np.ones((1, 2, 2)), align="affine")
+
+
+def keys(d: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel."""
+    d = abs(d)
+    if d <= 1:
+        return (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1
+    return a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a if d < 2 else 0.0
+
+
+def test_resize_and_crop_geometry():
+    grid = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    near = resize_stack(grid, (4, 6), "nearest")
+    np.testing.assert_array_equal(near[0], np.repeat(np.repeat(grid[0], 2, 0), 2, 1))
+    # bicubic x2 of a ramp, by hand: output 4 samples source 1.75, i.e. pixels 0..3 at
+    # distances 1.75, 0.75, 0.25, 1.25 with Keys weights (a = -0.75)
+    ramp = np.tile(np.arange(8, dtype=np.float32) ** 2, (8, 1))[None]
+    up = resize_stack(ramp, (16, 16), "bicubic")
+    w = [keys(1.75), keys(0.75), keys(0.25), keys(1.25)]
+    assert sum(w) == pytest.approx(1.0)
+    assert up[0, 8, 4] == pytest.approx(np.dot(w, [0, 1, 4, 9]), abs=1e-5)
+    # a 512x208 prediction of a 1024x436 frame covers the centred 1024x416 rows
+    assert crop_box((436, 1024), (208, 512), "crop") == (slice(10, 426), slice(0, 1024))
+    assert crop_box((480, 854), (288, 512), "crop") == (slice(0, 480), slice(0, 853))
+    assert crop_box((100, 300), (100, 100), "crop") == (slice(0, 100), slice(100, 200))
