@@ -107,6 +107,17 @@ def _mask_or_all(mask: torch.Tensor | None, shape: torch.Size, device: torch.dev
     return mask.bool()
 
 
+def _half_step(feats_from: torch.Tensor, cur_from: torch.Tensor, feats_to: torch.Tensor,
+               cur_to: torch.Tensor, active: torch.Tensor, dist: str,
+               block_size: int) -> torch.Tensor:
+    """Send the active seeds' current points to their nearest neighbours on the other side
+    (updating `cur_to` in place); returns the seeds whose point there changed."""
+    new = nearest_neighbours(feats_from[cur_from[active]], feats_to, dist, block_size)
+    moved = new != cur_to[active]
+    cur_to[active] = new
+    return active[moved]
+
+
 def reciprocal_nn(desc1: torch.Tensor, desc2: torch.Tensor, *, subsample: int = 8,
                   mask1: torch.Tensor | None = None, mask2: torch.Tensor | None = None,
                   min_seeds: int = 0, dist: str = "dot",
@@ -137,21 +148,12 @@ def reciprocal_nn(desc1: torch.Tensor, desc2: torch.Tensor, *, subsample: int = 
     cur2 = torch.full_like(cur1, -1)  # compact image-2 point, -1 before the first step
     active = torch.arange(seeds.numel(), device=device)
     calls: list[int] = []
-    for _ in range(max_iter):
-        calls.append(active.numel())
-        new2 = nearest_neighbours(feats1[cur1[active]], feats2, dist, block_size)
-        moved = new2 != cur2[active]
-        cur2[active] = new2
-        active = active[moved]
+    directions = ((feats1, cur1, feats2, cur2), (feats2, cur2, feats1, cur1))
+    for step in range(2 * max_iter):  # alternate image 1 -> 2 and image 2 -> 1
         if active.numel() == 0:
             break
         calls.append(active.numel())
-        new1 = nearest_neighbours(feats2[cur2[active]], feats1, dist, block_size)
-        moved = new1 != cur1[active]
-        cur1[active] = new1
-        active = active[moved]
-        if active.numel() == 0:
-            break
+        active = _half_step(*directions[step % 2], active, dist, block_size)
     converged = torch.ones(seeds.numel(), dtype=torch.bool, device=device)
     converged[active] = False
     idx1, idx2 = pix1[cur1[converged]], pix2[cur2[converged]]
