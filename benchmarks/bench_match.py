@@ -221,12 +221,15 @@ def main() -> None:
     n = HEIGHT * WIDTH
     print(f"{WIDTH}x{HEIGHT} maps, D={DIM}, threads={rows[0]['threads']}; dense similarity "
           f"matrix would be {n * n * 4 / 2**30:.0f} GiB")
-    print(f"{'method':12} {'seconds':>9} {'peak MiB':>9} {'matches':>8} {'on shift':>9}")
+    base = rows[-1]["seconds"]
+    print(f"{'method':12} {'seconds':>9} {'speedup':>8} {'peak MiB':>9} {'matches':>8} "
+          f"{'on shift':>9}")
     for r in rows:
         note = " (extrapolated)" if r["extrapolated"] else ""
         matches = "-" if r["matches"] is None else str(r["matches"])
         shift = "-" if r["on_shift"] is None else f"{100 * r['on_shift']:.1f}%"
-        print(f"{r['method']:12} {r['seconds']:9.2f} {r['peak_rss_mib']:9.0f} {matches:>8} "
+        print(f"{r['method']:12} {r['seconds']:9.2f} {base / r['seconds']:7.1f}x "
+              f"{r['peak_rss_mib']:9.0f} {matches:>8} "
               f"{shift:>9}{note}")
 
 
