@@ -1,0 +1,58 @@
+"""`intrinsics.json`: per-frame K at the model resolution and at the original image resolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from recon4d.io.atomic import atomic_write_text
+from recon4d.scene import Scene
+
+INTRINSICS_FORMAT = 1
+PIXEL_CONVENTION = ("OpenCV: (0, 0) is the centre of the top-left pixel; "
+                    "COLMAP and nerfstudio outputs add 0.5 to cx and cy")
+
+
+def original_cameras(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K0 (N,3,3), sizes (N,2) int (W0,H0), scales (N,2) (sx,sy)) at the original resolution.
+
+    Uses the Scene's mapping x0 = (x + left + 0.5) * sx - 0.5 with sx = W0 / resized_w; a Scene
+    without original sizes is its own original (scale 1).
+    """
+    n, h, w = scene.depths.shape
+    k = np.asarray(scene.intrinsics, dtype=np.float64)
+    if scene.original_sizes is None:
+        return k.copy(), np.tile([w, h], (n, 1)), np.ones((n, 2))
+    sizes = np.asarray(scene.original_sizes, dtype=np.int64)
+    crops = np.asarray(scene.crops, dtype=np.float64)
+    scales = sizes / crops[:, 2:4]
+    k0 = k.copy()
+    k0[:, 0, 0], k0[:, 1, 1] = k[:, 0, 0] * scales[:, 0], k[:, 1, 1] * scales[:, 1]
+    k0[:, :2, 2] = (k[:, :2, 2] + crops[:, :2] + 0.5) * scales - 0.5
+    return k0, sizes, scales
+
+
+def write_intrinsics(scene: Scene, out_dir: Path,
+                     depth_png_scale: float | None = None) -> list[str]:
+    """Write `intrinsics.json`; `depth_png_scale` (scene units per 16-bit count) when known."""
+    n, h, w = scene.depths.shape
+    k0, sizes, scales = original_cameras(scene)
+    names = scene.image_names if len(scene.image_names) == n else [None] * n
+    frames = [{
+        "index": i,
+        "name": names[i],
+        "K": scene.intrinsics[i].tolist(),
+        "original_width": int(sizes[i, 0]),
+        "original_height": int(sizes[i, 1]),
+        "crop": None if scene.crops is None else [int(v) for v in scene.crops[i]],
+        "scale_to_original": scales[i].tolist(),
+        "K_original": k0[i].tolist(),
+    } for i in range(n)]
+    doc = {"format": INTRINSICS_FORMAT, "pixel_convention": PIXEL_CONVENTION,
+           "width": w, "height": h, "frames": frames}
+    if depth_png_scale is not None:
+        doc["depth_png_scale"] = depth_png_scale
+    atomic_write_text(out_dir / "intrinsics.json", json.dumps(doc, indent=1) + "\n")
+    return ["intrinsics.json"]
