@@ -2,8 +2,9 @@
 
 For each model (DUSt3R 512 DPT, MASt3R 512 catmlp+dpt; random weights built from the registry
 config), in a fresh subprocess so memory figures do not mix: wall time of a forward (best of
-`--repeats` after a warm-up), peak RSS, the FLOPs of the forward (torch's FLOP counter) and the
-achieved FLOP/s as a fraction of a large plain fp32 matmul measured in the same process.
+`--repeats` after a warm-up), peak RSS, the FLOPs of the forward (torch's FLOP counter, run
+after the peak-RSS reading) and the achieved FLOP/s as a fraction of a large plain fp32 matmul
+timed in the same process right after (same machine load).
 Targets: >= 70% of matmul throughput, peak RSS < 1.3x the fp32 weights.
 
     python benchmarks/bench_forward.py [--models dust3r-512-dpt mast3r] [--repeats 2]
@@ -84,17 +85,20 @@ def run_one(key: str, repeats: int) -> dict:
         for i in range(2)
     ]
     with torch.inference_mode():
+        model(*views)  # warm-up
+        times = [_timed(lambda: model(*views)) for _ in range(repeats)]
+        peak = peak_rss_bytes()  # before the FLOP counter, whose bookkeeping costs memory
         with FlopCounterMode(display=False) as counter:
             model(*views)
         flops = counter.get_total_flops()
-        times = [_timed(lambda: model(*views)) for _ in range(repeats)]
-    peak = peak_rss_bytes()
     best = min(times)
+    matmul = matmul_flops_per_s(repeats=repeats + 1)  # same process, same machine load
     return {
         "model": key, "params": n_params, "weights_gib": weights_bytes / 2**30,
         "forward_s": best, "gflop": flops / 1e9, "gflop_per_s": flops / best / 1e9,
         "peak_rss_gib": peak / 2**30, "rss_over_weights": peak / weights_bytes,
         "rss_before_model_gib": rss_start / 2**30, "threads": torch.get_num_threads(),
+        "matmul_gflop_per_s": matmul / 1e9, "fraction_of_matmul": flops / best / matmul,
     }
 
 
@@ -111,19 +115,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker == "matmul":
-        print(json.dumps({"matmul_gflop_per_s": matmul_flops_per_s() / 1e9}))
-        return
     if args.worker:
         print(json.dumps(run_one(args.worker, args.repeats)))
         return
-    peak_mm = _worker("matmul", args.repeats)["matmul_gflop_per_s"]
-    rows = []
-    for key in args.models:
-        row = _worker(key, args.repeats)
-        row["matmul_gflop_per_s"] = peak_mm
-        row["fraction_of_matmul"] = row["gflop_per_s"] / peak_mm
-        rows.append(row)
+    rows = [_worker(key, args.repeats) for key in args.models]
     header = (f"{'model':16} {'params':>11} {'fwd s':>7} {'GFLOP':>8} {'GFLOP/s':>8} "
               f"{'matmul':>8} {'% mm':>6} {'RSS GiB':>8} {'RSS/wts':>8}")
     print(header)
