@@ -10,7 +10,7 @@ from recon4d import __version__
 from recon4d.errors import Recon4dError
 
 # Each module defines `register(subparsers)` adding its sub-parser with `set_defaults(func=...)`.
-COMMAND_MODULES = ("infer", "match", "synth", "eval")
+COMMAND_MODULES = ("infer", "match", "synth", "eval", "reconstruct")
 
 
 def build_parser() -> argparse.ArgumentParser:

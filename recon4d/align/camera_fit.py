@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from recon4d.align.focal import FOCAL_RANGE, focal_base
 from recon4d.align.geometry import camera_rays, skew, so3_exp
 
-GN_ITERS = 4
+GN_ITERS = 2
 
 
 def _flat_rays(focals: Tensor, pps: Tensor, height: int, width: int) -> Tensor:
@@ -95,6 +96,7 @@ def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, foc
     if fix_focal:
         free[:, 6] = 0
     lam = torch.full((n,), 1e-4, dtype=torch.float64, device=rot.device)
+    f_min, f_max = (r * focal_base(h, w) for r in FOCAL_RANGE)
     for _ in range(iters):
         hess, grad = _normal_equations(q, rays, depth, weight)
         hess = hess * free[:, :, None] * free[:, None, :] + torch.diag_embed(1 - free)
@@ -103,7 +105,7 @@ def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, foc
         step = -torch.linalg.solve(hess + torch.diag_embed(damp * lam[:, None] + 1e-12), grad)
         new_rot = rot @ so3_exp(step[:, :3])
         new_trans = trans + (rot @ step[:, 3:6, None])[..., 0]
-        new_focals = focals * torch.exp(step[:, 6])
+        new_focals = (focals * torch.exp(step[:, 6])).clamp(f_min, f_max)
         new_rays = _flat_rays(new_focals, pps, h, w)
         new_q = _cam_targets(new_rot, new_trans, targets)
         new_depth = _best_depth(new_rays, new_q, weight, depth, min_depth)

@@ -10,6 +10,11 @@ from torch import Tensor
 from recon4d.align.geometry import pixel_grid
 
 WEISZFELD_ITERS = 10
+# focal range (units of `focal_base`) an alignment keeps to, at initialisation and in the fast
+# solver's focal steps: about 170 to 6 degrees of field of view; degenerate predictions (e.g.
+# points on both sides of the camera, as random weights give) would otherwise drive f to 0 or
+# infinity and the objective to NaN
+FOCAL_RANGE = (0.1, 10.0)
 
 
 def focal_base(height: int, width: int) -> float:

@@ -33,14 +33,6 @@ def transform_points(rot: Tensor, trans: Tensor, pts: Tensor,
     return out.reshape(shape)
 
 
-def make_pose(rot: Tensor, trans: Tensor) -> Tensor:
-    """(B, 4, 4) homogeneous matrices from (B, 3, 3) rotations and (B, 3) translations."""
-    pose = torch.eye(4, dtype=rot.dtype, device=rot.device).repeat(rot.shape[0], 1, 1)
-    pose[:, :3, :3] = rot
-    pose[:, :3, 3] = trans
-    return pose
-
-
 def skew(v: Tensor) -> Tensor:
     """(..., 3, 3) cross-product matrices [v]x, so that [v]x @ w = v x w."""
     zero = torch.zeros_like(v[..., 0])

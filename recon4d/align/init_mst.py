@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from recon4d.align.focal import estimate_focal
+from recon4d.align.focal import FOCAL_RANGE, estimate_focal
 from recon4d.align.geometry import transform_points
 from recon4d.align.inputs import PairData
-from recon4d.align.known import KnownCameras
+from recon4d.align.known import CameraPriors
 from recon4d.align.objective import Objective
 from recon4d.align.procrustes import (
     PairMoments,
@@ -106,31 +106,26 @@ def _place_along_tree(data: PairData, tree: list[int]
     return world, rot, trans
 
 
-def _align_to_known(state: AlignState, world: Tensor, known: KnownCameras) -> None:
-    """Move the estimate (in place) so that its cameras match the known poses.
+def similarity_to_known(rot: Tensor, trans: Tensor, priors: CameraPriors
+                        ) -> tuple[Tensor, Tensor, Tensor]:
+    """Similarity (scale (1,), R (1, 3, 3), t (1, 3)) taking estimated cameras onto known poses.
 
-    Two or more known poses: a similarity fitted on each camera's centre and a point ahead of it
-    (centre + eps * optical axis, eps = median camera distance / 100). One: a rigid motion.
+    Two or more known poses: fitted on each camera's centre and a point ahead of it (centre +
+    eps * optical axis, eps = median camera distance / 100). One: a rigid motion.
     """
-    mask = known.pose_mask
-    kr, kt = known.poses[mask, :3, :3], known.poses[mask, :3, 3]
-    er, et = state.rot[mask], state.trans[mask]
+    mask = priors.pose_mask
+    kr, kt = priors.poses[mask, :3, :3], priors.poses[mask, :3, 3]
+    er, et = rot[mask], trans[mask]
     if int(mask.sum()) == 1:
-        scale = torch.ones(1, dtype=torch.float64)
-        rot = kr @ er.transpose(1, 2)
-        trans = kt - (rot @ et[..., None])[..., 0]
-    else:
-        def probe(r: Tensor, t: Tensor) -> Tensor:
-            eps = torch.pdist(t).median().clamp(min=1e-12) / 100
-            return torch.cat((t, t + eps * r[:, :, 2]))[None]
-        scale, rot, trans = weighted_umeyama(probe(er, et), probe(kr, kt),
-                                             torch.ones(1, 2 * len(kt), dtype=torch.float64))
-    world.copy_(transform_points(rot.float(), trans.float(),
-                                 world.reshape(1, -1, 3), scale.float()).reshape(world.shape))
-    state.rot = rot @ state.rot
-    state.trans = scale * (rot[0] @ state.trans.T).T + trans
-    state.depths *= float(scale)
-    state.rot[mask], state.trans[mask] = kr, kt
+        turn = kr @ er.transpose(1, 2)
+        return (torch.ones(1, dtype=torch.float64), turn,
+                kt - (turn @ et[..., None])[..., 0])
+
+    def probe(r: Tensor, t: Tensor) -> Tensor:
+        eps = torch.pdist(t).median().clamp(min=1e-12) / 100
+        return torch.cat((t, t + eps * r[:, :, 2]))[None]
+    return weighted_umeyama(probe(er, et), probe(kr, kt),
+                            torch.ones(1, 2 * len(kt), dtype=torch.float64))
 
 
 def pairwise_similarities(data: PairData, world: Tensor, objective: Objective,
@@ -145,7 +140,7 @@ def pairwise_similarities(data: PairData, world: Tensor, objective: Objective,
     return umeyama_from_moments(cat)
 
 
-def mst_init(data: PairData, known: KnownCameras, objective: Objective) -> AlignState:
+def mst_init(data: PairData, priors: CameraPriors, objective: Objective) -> AlignState:
     """The reference's `mst` initialisation (see the module doc of `recon4d.align`).
 
     Cameras a tree edge does not reveal get their pose by registering their best own-frame
@@ -167,22 +162,28 @@ def mst_init(data: PairData, known: KnownCameras, objective: Objective) -> Align
         for k, m in enumerate(missing):
             rot_list[m], trans_list[m] = r[k], t[k]
     rot, trans = torch.stack(rot_list), torch.stack(trans_list)
-    if known.focals is not None:
-        focals, pps = known.focals.clone(), known.pps.clone()
+    if priors.focals is not None:
+        focals, pps = priors.focals.clone(), priors.pps.clone()
     else:
         pps = torch.tensor([w / 2, h / 2], dtype=torch.float64).repeat(n, 1)
-        focals = estimate_focal(data.pts_i[own], pps.float()).double()
+        focals = estimate_focal(data.pts_i[own], pps.float(), min_focal=FOCAL_RANGE[0],
+                                max_focal=FOCAL_RANGE[1]).double()
     cam = transform_points(rot.transpose(1, 2), -(rot.transpose(1, 2) @ trans[..., None])[..., 0],
                            world)
     depths = cam[..., 2]
     good = torch.isfinite(depths) & (depths > 0)
     fill = depths[good].median() if good.any() else depths.new_tensor(1.0)
     depths = torch.where(good, depths, fill)
-    state = AlignState(rot, trans, focals, pps, depths.contiguous(), *(
-        torch.empty(0, dtype=torch.float64),) * 3)
-    if known.n_known_poses:
-        _align_to_known(state, world, known)
+    f64 = torch.float64
+    state = AlignState(rot, trans, focals, pps, depths.contiguous(), torch.empty(0, dtype=f64),
+                       torch.empty(0, 3, 3, dtype=f64), torch.empty(0, 3, dtype=f64))
+    if priors.n_known_poses:
+        sim = similarity_to_known(state.rot, state.trans, priors)
+        state.apply_similarity(*sim)
+        mask = priors.pose_mask
+        state.rot[mask], state.trans[mask] = priors.poses[mask, :3, :3], priors.poses[mask, :3, 3]
+        world = state.world_points()
     state.pw_scale, state.pw_rot, state.pw_trans = pairwise_similarities(data, world, objective)
-    if not known.n_known_poses:
+    if not priors.n_known_poses:
         state.normalise_scale()
     return state

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from recon4d.errors import InputError
+from recon4d.inference.predictions import PairPredictions
 
 
 @dataclass
@@ -41,6 +42,14 @@ class PairData:
     def width(self) -> int:
         return self.pts_i.shape[2]
 
+    def image_confidence(self) -> Tensor:
+        """(N, H, W) per-pixel maximum raw confidence over every edge containing the image."""
+        hw = self.height * self.width
+        out = torch.ones(self.n_images, hw, device=self.conf_i.device)
+        for idx, conf in ((self.edges[:, 0], self.conf_i), (self.edges[:, 1], self.conf_j)):
+            out.scatter_reduce_(0, idx[:, None].expand(-1, hw), conf.reshape(-1, hw), "amax")
+        return out.reshape(self.n_images, self.height, self.width)
+
 
 def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     """{"view1/idx": a, ...} (the predictions.npz layout) -> {"view1": {"idx": a}, ...}."""
@@ -55,6 +64,14 @@ def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _tensor(value: Any, what: str, source: str) -> Tensor:
+    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "shape"):
+        shapes = sorted({tuple(v.shape) for v in value})
+        if len(shapes) > 1:
+            raise InputError(f"{source}: images of different sizes are not supported by the "
+                             f"global alignment ({what} has per-pair shapes {shapes}); resize "
+                             "the inputs to one size")
+        value = torch.stack([torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v)
+                             for v in value])
     try:
         return torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
     except (TypeError, ValueError) as exc:
@@ -91,12 +108,21 @@ def as_pair_data(predictions: Any, source: str = "predictions",
                  device: torch.device | str = "cpu") -> PairData:
     """Validate and normalise pair predictions into `PairData`.
 
-    Accepts an object with `to_reference_dict()` (recon4d.inference.PairPredictions), the
-    originals' dict {"view1", "view2", "pred1", "pred2"} or its flat "view1/idx" form (npz).
+    Accepts `recon4d.inference.PairPredictions` (read without copies), the originals' dict
+    {"view1", "view2", "pred1", "pred2"} or its flat "view1/idx" form (npz).
     Problems raise InputError naming `source`.
     """
-    if hasattr(predictions, "to_reference_dict"):
-        d = predictions.to_reference_dict()
+    if isinstance(predictions, PairPredictions):
+        if not predictions.uniform:
+            shapes = sorted({tuple(s) for s in np.concatenate(
+                (predictions.true_shape1, predictions.true_shape2)).tolist()})
+            raise InputError(f"{source}: images of different sizes are not supported by the "
+                             f"global alignment (H, W: {shapes}); resize the inputs to one size")
+        edges = torch.as_tensor(np.asarray(predictions.edges))
+        d = {"view1": {"idx": edges[:, 0]}, "view2": {"idx": edges[:, 1]},
+             "pred1": predictions.pred1, "pred2": predictions.pred2}
+        if predictions.images is not None:
+            d["images"] = np.asarray(predictions.images)
     elif isinstance(predictions, Mapping):
         d = dict(predictions)
     else:
@@ -128,6 +154,10 @@ def as_pair_data(predictions: Any, source: str = "predictions",
     if (idx_i < 0).any() or (idx_j < 0).any():
         raise InputError(f"{source}: negative image index in view1/idx or view2/idx")
     n_images = int(max(idx_i.max(), idx_j.max())) + 1
+    images = d.get("images")
+    if images is not None:
+        images = _tensor(images, "images", source)
+        n_images = max(n_images, images.shape[0])  # an image in no pair: a disconnected graph
     if n_images < 2:
         raise InputError(f"{source}: global alignment needs at least two images, got one")
     tensors = {"pred1/pts3d": pts_i, "pred2/pts3d_in_other_view": pts_j,
@@ -135,9 +165,7 @@ def as_pair_data(predictions: Any, source: str = "predictions",
     for name, t in tensors.items():
         if not torch.isfinite(t).all():
             raise InputError(f"{source}: {name} contains NaN or infinite values")
-    images = d.get("images")
     if images is not None:
-        images = _tensor(images, "images", source)
         if images.shape != (n_images, shape[1], shape[2], 3):
             raise InputError(f"{source}: images must be ({n_images}, {shape[1]}, {shape[2]}, 3),"
                              f" got {tuple(images.shape)}")

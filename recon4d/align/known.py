@@ -1,4 +1,4 @@
-"""Cameras the user already knows (poses and/or intrinsics), checked and put in one form."""
+"""Cameras the user already knows (poses and/or intrinsics): public form and checked form."""
 
 from __future__ import annotations
 
@@ -15,17 +15,39 @@ from recon4d.errors import InputError
 
 @dataclass
 class KnownCameras:
-    """Known camera-to-world poses (N, 4, 4) with a mask of which are known, and intrinsics.
+    """Known cameras given to `global_align`, in pixels of the model input.
 
-    `fix_poses`/`fix_intrinsics`: keep them fixed (True) or use them as initial values only.
+    `focals`: scalar or (N,); `pps`: (2,) or (N, 2) principal points (default: image centre);
+    `poses_c2w`: (N, 4, 4) camera-to-world (OpenCV axes) or {image index: 4x4} for some images.
+    `fix=True` keeps them fixed; `fix=False` uses them as initial values only.
     """
 
-    poses: Tensor | None = None
-    pose_mask: Tensor | None = None
-    focals: Tensor | None = None
-    pps: Tensor | None = None
-    fix_poses: bool = True
-    fix_intrinsics: bool = True
+    focals: Any = None
+    pps: Any = None
+    poses_c2w: Any = None
+    fix: bool = True
+
+    @classmethod
+    def from_intrinsics(cls, intrinsics: Any, poses_c2w: Any = None, fix: bool = True
+                        ) -> KnownCameras:
+        """From (3, 3) or (N, 3, 3) K matrices: focal = mean(fx, fy), pp = (cx, cy)."""
+        k = _array(intrinsics, "known intrinsics")
+        if k.shape[-2:] != (3, 3) or k.ndim not in (2, 3):
+            raise InputError(f"known intrinsics: expected (3, 3) or (N, 3, 3), got "
+                             f"{tuple(k.shape)}")
+        return cls(focals=(k[..., 0, 0] + k[..., 1, 1]) / 2, pps=k[..., :2, 2], poses_c2w=poses_c2w,
+                   fix=fix)
+
+
+@dataclass
+class CameraPriors:
+    """`KnownCameras` checked against N images: float64 tensors, None where not given."""
+
+    poses: Tensor | None = None  # (N, 4, 4)
+    pose_mask: Tensor | None = None  # (N,) bool, which poses are known
+    focals: Tensor | None = None  # (N,)
+    pps: Tensor | None = None  # (N, 2)
+    fix: bool = True
 
     @property
     def n_known_poses(self) -> int:
@@ -34,7 +56,7 @@ class KnownCameras:
     @property
     def fixed_pose_mask(self) -> Tensor | None:
         """Images whose pose the solvers must not change (None: none)."""
-        return self.pose_mask if self.fix_poses and self.n_known_poses else None
+        return self.pose_mask if self.fix and self.n_known_poses else None
 
 
 def _array(value: Any, what: str) -> Tensor:
@@ -49,6 +71,8 @@ def _array(value: Any, what: str) -> Tensor:
 
 def _poses(poses: Any, n: int) -> tuple[Tensor, Tensor]:
     """(N, 4, 4) poses and mask from an (N, 4, 4) array or a {image index: 4x4} mapping."""
+    if not isinstance(poses, Mapping) and len(poses) != n:
+        raise InputError(f"known poses: {len(poses)} given for {n} images")
     items = poses.items() if isinstance(poses, Mapping) else enumerate(poses)
     out = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
     mask = torch.zeros(n, dtype=torch.bool)
@@ -65,35 +89,37 @@ def _poses(poses: Any, n: int) -> tuple[Tensor, Tensor]:
         if (rot @ rot.T - torch.eye(3, dtype=rot.dtype)).abs().max() > 1e-4 or torch.det(rot) < 0:
             raise InputError(f"known pose of image {k}: the 3x3 block is not a rotation")
         out[int(k)], mask[int(k)] = p, True
-    if not isinstance(poses, Mapping) and len(poses) != n:
-        raise InputError(f"known poses: {len(poses)} given for {n} images")
     return out, mask
 
 
-def known_cameras(n_images: int, height: int, width: int, poses: Any = None,
-                  focals: Any = None, intrinsics: Any = None, fix_poses: bool = True,
-                  fix_intrinsics: bool = True) -> KnownCameras:
-    """Check user-given cameras: `poses` (N, 4, 4) or {index: 4x4}; `focals` scalar or (N,);
-    `intrinsics` (3, 3) or (N, 3, 3) K in pixels of the model input (focal = mean(fx, fy))."""
-    known = KnownCameras(fix_poses=fix_poses, fix_intrinsics=fix_intrinsics)
-    if poses is not None:
-        known.poses, known.pose_mask = _poses(poses, n_images)
-    if focals is not None and intrinsics is not None:
-        raise InputError("give either known focals or known intrinsics, not both")
-    if intrinsics is not None:
-        k = _array(intrinsics, "known intrinsics")
-        k = k.expand(n_images, 3, 3) if k.shape == (3, 3) else k
-        if k.shape != (n_images, 3, 3):
-            raise InputError(f"known intrinsics: expected (3, 3) or ({n_images}, 3, 3), got "
-                             f"{tuple(k.shape)}")
-        known.focals = (k[:, 0, 0] + k[:, 1, 1]) / 2
-        known.pps = k[:, :2, 2].clone()
-    elif focals is not None:
-        f = _array(focals, "known focals").reshape(-1)
-        if f.numel() not in (1, n_images):
-            raise InputError(f"known focals: expected 1 or {n_images} values, got {f.numel()}")
-        known.focals = f.expand(n_images).clone()
-        known.pps = torch.tensor([width / 2, height / 2], dtype=torch.float64).repeat(n_images, 1)
-    if known.focals is not None and not (known.focals > 0).all():
-        raise InputError("known focals must be positive")
-    return known
+def _per_image(value: Any, what: str, n: int, shape: tuple[int, ...]) -> Tensor:
+    """A value given once or per image, broadcast to (N, *shape)."""
+    t = _array(value, what)
+    if tuple(t.shape) == shape:
+        return t.expand(n, *shape).clone()
+    if tuple(t.shape) != (n, *shape):
+        raise InputError(f"{what}: expected {shape or 'a scalar'} or {(n, *shape)}, got "
+                         f"{tuple(t.shape)}")
+    return t.clone()
+
+
+def resolve_known(known: KnownCameras | None, n_images: int, height: int, width: int
+                  ) -> CameraPriors:
+    """Check user-given cameras against N images of H x W and put them in tensor form."""
+    if known is None:
+        return CameraPriors()
+    if not isinstance(known, KnownCameras):
+        raise InputError(f"known cameras must be a KnownCameras, got {type(known).__name__}")
+    priors = CameraPriors(fix=bool(known.fix))
+    if known.poses_c2w is not None:
+        priors.poses, priors.pose_mask = _poses(known.poses_c2w, n_images)
+    if known.pps is not None and known.focals is None:
+        raise InputError("known principal points need known focals too")
+    if known.focals is not None:
+        priors.focals = _per_image(known.focals, "known focals", n_images, ())
+        if not (priors.focals > 0).all():
+            raise InputError("known focals must be positive")
+        centre = torch.tensor([width / 2, height / 2], dtype=torch.float64)
+        priors.pps = (centre.repeat(n_images, 1) if known.pps is None
+                      else _per_image(known.pps, "known principal points", n_images, (2,)))
+    return priors

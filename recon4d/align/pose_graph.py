@@ -49,9 +49,14 @@ def _virtual(m: TermMoments) -> _Virtual:
     return _Virtual(a, b, tau)
 
 
-def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor
-                      ) -> tuple[Tensor, Tensor, Tensor]:
-    """Optimal similarity of every edge given the camera poses (weighted Umeyama on moments)."""
+def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
+                      scale_pull: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Optimal similarity of every edge given the camera poses (weighted Umeyama on moments).
+
+    With `scale_pull` mu > 0 each edge minimises sum w |y - s R p - t|^2 - mu log s instead:
+    same rotation, scale s = (B + sqrt(B^2 + 2 A mu)) / (2 A), A = sum w |p - mean p|^2,
+    B = sum w (y - mean y) . R (p - mean p).
+    """
     rn, tn = rot[edges], trans[edges]  # (E, 2, 3, 3), (E, 2, 3)
     mu_q, mu_p = m.mean[..., :3], m.mean[..., 3:]
     mu_y = (rn @ mu_q[..., None])[..., 0] + tn
@@ -64,7 +69,13 @@ def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor
     cross = (rn @ m.scatter[..., :3, 3:]).sum(1) + torch.einsum("ek,eki,ekj->eij", wk, dy, dp)
     var = (torch.diagonal(m.scatter[..., 3:, 3:], dim1=-2, dim2=-1).sum(-1)
            + wk * dp.square().sum(-1)).sum(1)
-    return umeyama_from_moments(PairMoments(total, mp, my, cross, var))
+    scale, srot, strans = umeyama_from_moments(PairMoments(total, mp, my, cross, var))
+    if scale_pull > 0:
+        b = (srot * cross).sum((-1, -2))
+        pulled = (b + torch.sqrt(b.square() + 2 * var * scale_pull)) / (2 * var.clamp(min=1e-300))
+        scale = torch.where(var > 1e-300, pulled, scale)
+        strans = my - scale[:, None] * (srot @ mp[..., None])[..., 0]
+    return scale, srot, strans
 
 
 def _residuals(v: _Virtual, edges: Tensor, rot: Tensor, trans: Tensor,
@@ -78,9 +89,10 @@ def _residuals(v: _Virtual, edges: Tensor, rot: Tensor, trans: Tensor,
 
 
 def _reduced_system(v: _Virtual, edges: Tensor, n_images: int, rot: Tensor, trans: Tensor,
-                    sim: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+                    sim: tuple[Tensor, Tensor, Tensor], scale_pull: float
+                    ) -> tuple[Tensor, Tensor]:
     """Gauss-Newton normal equations in the 6N pose increments (left, world frame), with the
-    edge similarity increments eliminated."""
+    edge similarity increments eliminated (-mu log s adds -mu / 2 to the half gradient)."""
     a, b, r = _residuals(v, edges, rot, trans, sim)
     eye = torch.eye(3, dtype=a.dtype, device=a.device)
     tau = v.tau[..., None, None] * eye
@@ -91,6 +103,7 @@ def _reduced_system(v: _Virtual, edges: Tensor, n_images: int, rot: Tensor, tran
     h_ss = torch.einsum("eksai,eksaj->eij", js, js)
     g_t = torch.einsum("eksai,eksa->eki", jt, r)
     g_s = torch.einsum("eksai,eksa->ei", js, r)
+    g_s[:, 6] -= scale_pull / 2
     h_ss = h_ss + (1e-9 * torch.diagonal(h_ss, dim1=-2, dim2=-1).sum(-1) + 1e-30)[:, None,
                                                                                   None] * torch.eye(
         7, dtype=a.dtype, device=a.device)
@@ -111,17 +124,26 @@ def _reduced_system(v: _Virtual, edges: Tensor, n_images: int, rot: Tensor, tran
 
 
 def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
-                iters: int = LM_ITERS) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+                iters: int = LM_ITERS, scale_pull: float = 0.0
+                ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
     """Levenberg-Marquardt on all camera poses except `fixed` (N,) bool; returns the new
-    (rot, trans) and the matching optimal edge similarities (scale, R, t)."""
+    (rot, trans) and the matching optimal edge similarities (scale, R, t).
+
+    `scale_pull` mu adds -mu sum_e log s_e to the cost: the Lagrange term of the scale gauge.
+    """
     v = _virtual(m)
     n = rot.shape[0]
-    sim = edge_similarities(m, edges, rot, trans)
-    cost = _residuals(v, edges, rot, trans, sim)[2].square().sum()
+
+    def cost_of(r: Tensor, t: Tensor, sim: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        return (_residuals(v, edges, r, t, sim)[2].square().sum()
+                - scale_pull * torch.log(sim[0]).sum())
+
+    sim = edge_similarities(m, edges, rot, trans, scale_pull)
+    cost = cost_of(rot, trans, sim)
     free = (~fixed).repeat_interleave(6).to(rot.dtype)
     lam = 1e-6
     for _ in range(iters):
-        hess, grad = _reduced_system(v, edges, n, rot, trans, sim)
+        hess, grad = _reduced_system(v, edges, n, rot, trans, sim, scale_pull)
         hess = hess * free[:, None] * free[None, :] + torch.diag(1 - free)
         grad = grad * free
         improved = False
@@ -131,17 +153,17 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
             turn = so3_exp(step[:, :3])
             new_rot = turn @ rot
             new_trans = (turn @ trans[..., None])[..., 0] + step[:, 3:]
-            new_sim = edge_similarities(m, edges, new_rot, new_trans)
-            new_cost = _residuals(v, edges, new_rot, new_trans, new_sim)[2].square().sum()
+            new_sim = edge_similarities(m, edges, new_rot, new_trans, scale_pull)
+            new_cost = cost_of(new_rot, new_trans, new_sim)
             if new_cost <= cost:
                 improved = True
                 break
             lam *= 10
         if not improved:
             break
-        gain = (cost - new_cost) / cost.clamp(min=1e-300)
+        gain = (cost - new_cost) / cost.abs().clamp(min=1e-300)
         rot, trans, sim, cost = new_rot, new_trans, new_sim, new_cost
         lam = max(lam / 10, 1e-12)
-        if gain < 1e-10:
+        if gain < 1e-8:
             break
     return rot, trans, sim

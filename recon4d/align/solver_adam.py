@@ -114,7 +114,7 @@ def solve_adam(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal:
         for c in obj.chunks():
             loss = chunk_loss(leaf, c, *params.pairwise(c.sl)) / obj.norm
             loss.backward()
-            total += float(loss)
+            total += loss.item()
         world.backward(leaf.grad)
         for tensor, mask in frozen:
             tensor.grad[mask] = 0

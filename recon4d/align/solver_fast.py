@@ -6,7 +6,9 @@ Each iteration makes two passes over the pair data (edge chunks, memory O(N H W)
 2. IRLS weights again -> weighted mean target of every pixel of every image -> per-image pose,
    focal and depth map with the edge similarities fixed (`camera_fit.fit_cameras`).
 Each block step lowers the re-weighted (majorising) least-squares cost, so the L1 objective
-decreases; iterations stop when its relative decrease falls below `tol`.
+decreases; iterations stop when its relative decrease falls below `tol`. With the scale gauge,
+step 1 carries the gauge's Lagrange term (-L/E per edge log scale), so the fixed point is the
+reference's constrained optimum rather than a per-pair best fit.
 """
 
 from __future__ import annotations
@@ -115,8 +117,12 @@ def solve_fast(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal:
             callback(it, loss)
         if len(history) > 1 and history[-2] - loss <= tol * history[-2]:
             break
+        # the scale gauge's Lagrange term: at the constrained optimum every edge's log scale
+        # has gradient L / E (the loss is 1-homogeneous in the scene scale); x2 for the
+        # squared-residual units of the IRLS moments
+        pull = 2 * loss * obj.norm / len(edges) if scale_gauge else 0.0
         state.rot, state.trans, (state.pw_scale, state.pw_rot, state.pw_trans) = solve_poses(
-            moments, edges, state.rot, state.trans, fixed_pose)
+            moments, edges, state.rot, state.trans, fixed_pose, scale_pull=pull)
         gauge()
         targets, wsum, _ = _targets_pass(obj, state, delta)
         for start in range(0, n, per_chunk):

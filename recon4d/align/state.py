@@ -51,6 +51,17 @@ class AlignState:
         self.pw_scale = self.pw_scale * factor
         self.pw_trans = c + factor * (self.pw_trans - c)
 
+    def apply_similarity(self, scale: Tensor, rot: Tensor, trans: Tensor) -> None:
+        """Move the whole reconstruction by x -> scale R x + t ((1,), (1, 3, 3), (1, 3)), in
+        place: camera poses, depths and pairwise similarities."""
+        s, r, t = float(scale[0]), rot[0], trans[0]
+        self.rot = r @ self.rot
+        self.trans = s * self.trans @ r.T + t
+        self.depths *= s
+        self.pw_rot = r @ self.pw_rot
+        self.pw_trans = s * self.pw_trans @ r.T + t
+        self.pw_scale = s * self.pw_scale
+
     def pw_scale_mean(self) -> Tensor:
         """Geometric mean of the pairwise scales (what the scale gauge pins)."""
         return torch.exp(torch.log(self.pw_scale).mean())

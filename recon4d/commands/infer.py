@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from recon4d import models
@@ -18,7 +20,8 @@ from recon4d.inference.engine import (
     resolve_device,
 )
 from recon4d.inference.graphs import GRAPH_HELP, PREFILTER_HELP, make_pairs
-from recon4d.io import collect_frames, load_images
+from recon4d.inference.predictions import PairPredictions
+from recon4d.io import FrameSource, collect_frames, load_images
 from recon4d.io.atomic import atomic_output_dir
 from recon4d.io.scene_json import write_scene_json
 from recon4d.models.config import ModelConfig
@@ -37,7 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="a folder of images or a video file")
     p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
                    "previous recon4d output)")
-    p.add_argument("--weights", default=DEFAULT_WEIGHTS,
+    add_network_arguments(p)
+    add_frame_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_network_arguments(p: argparse.ArgumentParser) -> None:
+    """Options choosing the network, its input size, the pair graph, device and batching."""
+    p.add_argument("--weights", "--model", dest="weights", default=DEFAULT_WEIGHTS,
                    help=f"checkpoint: .pth file, Hugging Face folder or repo id, or registry "
                         f"name (default {DEFAULT_WEIGHTS})")
     p.add_argument("--size", type=_positive_int, default=None,
@@ -54,10 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="default: cuda when available, else cpu")
     p.add_argument("--dtype", choices=tuple(AUTOCAST_DTYPES), default="fp32",
                    help="bf16/fp16 autocast of the network trunk, CUDA only (default fp32)")
+
+
+def add_frame_arguments(p: argparse.ArgumentParser) -> None:
+    """Options selecting the frames of a video or folder."""
     p.add_argument("--fps", type=float, default=None, help="video: frames per second to sample")
     p.add_argument("--num-frames", type=_positive_int, default=None,
                    help="use at most this many frames (the first ones)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,26 +79,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_output_folder(out)
     source = collect_frames(args.input, fps=args.fps, num_frames=args.num_frames)
-    source.require(2)
-    graph = resolve_graph(args.graph, len(source))
-    edges = make_pairs(len(source), graph, symmetrize=not args.no_symmetrize,
-                       prefilter=args.prefilter)
-    if len(edges) == 0:
-        raise Recon4dError(f"pair graph {graph!r} with prefilter {args.prefilter!r} leaves no "
-                           f"pairs among {len(source)} frames")
-    if args.size is not None and args.size % 16:
-        raise Recon4dError(f"--size must be a multiple of 16 (512 or 224), got {args.size}")
-    # check device and dtype before loading weights, which can take a while
-    device = resolve_device(None, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    autocast_context(args.dtype, device)
-    model = models.load_model(args.weights, device=device)
-    config = getattr(model, "config", None)
-    size = args.size or default_size(config)
-    views = load_images(source.frames, size=size)
-    preds = infer_pairs(model, views, edges, batch_size=args.batch_size, device=device,
-                        dtype=args.dtype)
-    preds.image_names = list(source.names)
-    preds.timestamps = source.timestamps
+    net = run_network(source, weights=args.weights, size=args.size, graph=args.graph,
+                      prefilter=args.prefilter, symmetrize=not args.no_symmetrize,
+                      batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    preds, config, size, graph, edges = net.predictions, net.config, net.size, net.graph, net.edges
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
     extra: dict[str, Any] = {
         "model": _model_summary(args.weights, config),
@@ -99,6 +96,62 @@ def run(args: argparse.Namespace) -> int:
     print(f"recon4d infer: {len(source)} frames, {len(edges)} pairs, {seconds:.1f} s "
           f"-> {out / PREDICTIONS_FILE}")
     return 0
+
+
+@dataclass
+class NetworkRun:
+    """What `run_network` produced: predictions (with names, timestamps) and how."""
+
+    predictions: PairPredictions
+    config: ModelConfig | None
+    size: int
+    graph: str
+    edges: np.ndarray
+
+
+def run_network(source: FrameSource, *, weights: str = DEFAULT_WEIGHTS, size: int | None = None,
+                graph: str = "auto", prefilter: str | None = None, symmetrize: bool = True,
+                batch_size: int | None = None, device: str | None = None, dtype: str = "fp32",
+                same_shape: bool = False, progress: bool = True) -> NetworkRun:
+    """Frames -> pair graph -> network predictions; checks cheap things before loading weights.
+
+    `same_shape` refuses frames whose model inputs differ in size (global alignment needs one).
+    """
+    source.require(2)
+    graph = resolve_graph(graph, len(source))
+    edges = make_pairs(len(source), graph, symmetrize=symmetrize, prefilter=prefilter)
+    if len(edges) == 0:
+        raise Recon4dError(f"pair graph {graph!r} with prefilter {prefilter!r} leaves no "
+                           f"pairs among {len(source)} frames")
+    if size is not None and size % 16:
+        raise Recon4dError(f"--size must be a multiple of 16 (512 or 224), got {size}")
+    # check device and dtype before loading weights, which can take a while
+    device = resolve_device(None, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    autocast_context(dtype, device)
+    model = models.load_model(weights, device=device)
+    config = getattr(model, "config", None)
+    size = size or default_size(config)
+    views = load_images(source.frames, size=size)
+    if same_shape:
+        _require_same_shape(views, source)
+    preds = infer_pairs(model, views, edges, batch_size=batch_size, device=device, dtype=dtype,
+                        progress=progress)
+    preds.image_names = list(source.names)
+    preds.timestamps = source.timestamps
+    return NetworkRun(preds, config if isinstance(config, ModelConfig) else None, size, graph,
+                      edges)
+
+
+def _require_same_shape(views: list[dict], source: FrameSource) -> None:
+    """InputError naming the first frame whose model input differs in size from the first."""
+    shapes = [tuple(np.asarray(v["true_shape"]).reshape(2).tolist()) for v in views]
+    for name, shape in zip(source.names, shapes, strict=True):
+        if shape != shapes[0]:
+            raise InputError(
+                f"{source.input}: images of different sizes: {name} becomes {shape[1]}x{shape[0]} "
+                f"at the model input but {source.names[0]} becomes {shapes[0][1]}x{shapes[0][0]};"
+                " reconstruct needs one image size (crop or resize the images to one aspect "
+                "ratio)")
 
 
 def resolve_graph(graph: str, num_frames: int) -> str:

@@ -1,0 +1,131 @@
+"""`global_align`: pair predictions of N images -> one aligned `Scene` (the public entry point)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from recon4d.align.cleaning import contradicted_points
+from recon4d.align.init_mst import mst_init, similarity_to_known
+from recon4d.align.inputs import PairData, as_pair_data
+from recon4d.align.known import CameraPriors, KnownCameras, resolve_known
+from recon4d.align.objective import Objective
+from recon4d.align.pair_viewer import pair_view
+from recon4d.align.solver_adam import LR_MIN, SCHEDULES, solve_adam
+from recon4d.align.solver_fast import MAX_ITERS, solve_fast
+from recon4d.align.state import AlignState
+from recon4d.errors import InputError, Recon4dError
+from recon4d.scene import Scene
+
+SOLVERS = ("fast", "adam")
+ADAM_NITER = 300
+FILL_GREY = 128  # colour of the images when the predictions carry none
+
+
+def _check_options(solver: str, niter: int | None, lr: float, schedule: str,
+                   conf_threshold: float) -> None:
+    if solver not in SOLVERS:
+        raise InputError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
+    if niter is not None and (not isinstance(niter, int) or niter < 0):
+        raise InputError(f"niter must be a non-negative integer or None, got {niter!r}")
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"lr must be a positive number, got {lr!r}")
+    if not math.isfinite(conf_threshold):
+        raise InputError(f"conf_threshold must be a finite number, got {conf_threshold!r}")
+
+
+def _images(data: PairData, images: Any) -> np.ndarray:
+    """The (N, H, W, 3) uint8 colours: the override, the predictions' images, or grey."""
+    shape = (data.n_images, data.height, data.width, 3)
+    if images is None:
+        if data.images is None:
+            return np.full(shape, FILL_GREY, np.uint8)
+        return data.images.cpu().numpy().astype(np.uint8)
+    arr = np.asarray(images)
+    if arr.shape != shape or arr.dtype != np.uint8:
+        raise InputError(f"images: expected a {shape} uint8 array (the model inputs), got "
+                         f"{arr.shape} {arr.dtype}")
+    return arr
+
+
+def _solve(data: PairData, priors: CameraPriors, obj: Objective, solver: str, niter: int | None,
+           lr: float, schedule: str, progress: bool) -> AlignState:
+    """Initialise, then optimise with the chosen solver (or the pair viewer for two images)."""
+    n = data.n_images
+    if n == 2 and not priors.n_known_poses:
+        return pair_view(data, priors, obj)
+    state = mst_init(data, priors, obj)
+    fixed = priors.fixed_pose_mask
+    fixed = torch.zeros(n, dtype=torch.bool) if fixed is None else fixed.clone()
+    fix_focal = priors.focals is not None and priors.fix
+    scale_gauge = int(fixed.sum()) <= 1
+    steps = (MAX_ITERS if solver == "fast" else ADAM_NITER) if niter is None else niter
+    with tqdm(total=steps, desc=f"align ({solver})", unit="it", disable=not progress) as bar:
+        def tick(step: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}")
+        if solver == "fast":
+            solve_fast(obj, state, fixed, fix_focal, scale_gauge, max_iters=steps, callback=tick)
+        else:
+            state, _ = solve_adam(obj, state, fixed, fix_focal, scale_gauge, niter=steps, lr=lr,
+                                  lr_min=LR_MIN, schedule=schedule, callback=tick)
+        bar.total = bar.n  # the fast solver usually converges before `steps`
+    if priors.n_known_poses and not priors.fix:
+        state.apply_similarity(*similarity_to_known(state.rot, state.trans, priors))
+    if fixed.any():  # exactly as given (Adam stores them as float32 quaternions)
+        state.rot[fixed] = priors.poses[fixed, :3, :3]
+        state.trans[fixed] = priors.poses[fixed, :3, 3]
+    return state
+
+
+def global_align(predictions: Any, *, solver: str = "fast", niter: int | None = None,
+                 lr: float = 0.01, schedule: str = "cosine", known: KnownCameras | None = None,
+                 conf_threshold: float = 3.0, clean: bool = True,
+                 device: str | torch.device = "cpu", progress: bool = False,
+                 images: Any = None) -> Scene:
+    """Dense global alignment of pair predictions into per-image depth, intrinsics and poses.
+
+    `predictions`: `recon4d.inference.PairPredictions` or the originals' inference dict.
+    `solver`: "fast" (default) or "adam" (the reference schedule: `niter` 300, `lr`, `schedule`).
+    Masks keep pixels whose raw confidence (max over the image's pairs) exceeds
+    `conf_threshold` and, with `clean`, that no more confident view contradicts.
+    Bad inputs raise `InputError`; see docs/readme/align.md for the fallbacks.
+    """
+    _check_options(solver, niter, lr, schedule, conf_threshold)
+    with torch.device(device):  # every tensor the alignment creates lives on `device`
+        data = as_pair_data(predictions, device=device)
+        colours = _images(data, images)
+        im_conf = data.image_confidence()
+        if float(im_conf.max()) <= conf_threshold:
+            raise InputError(f"predictions: every confidence is at most "
+                             f"{float(im_conf.max()):.3g}, not above conf_threshold "
+                             f"{conf_threshold:g}: the network found no reliable geometry (lower "
+                             "conf_threshold or check the inputs)")
+        priors = resolve_known(known, data.n_images, data.height, data.width)
+        state = _solve(data, priors, Objective(data), solver, niter, lr, schedule, progress)
+        for name, value in (("poses", state.trans), ("rotations", state.rot),
+                            ("focals", state.focals), ("depths", state.depths)):
+            if not torch.isfinite(value).all():
+                raise Recon4dError(f"global alignment diverged: non-finite {name}; try the "
+                                   "other solver or check the predictions")
+        masks = im_conf > conf_threshold
+        if clean:
+            masks &= ~contradicted_points(state.depths, state.focals, state.pps, state.rot,
+                                          state.trans, im_conf)
+    n = data.n_images
+    intrinsics = np.zeros((n, 3, 3))
+    intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = state.focals.cpu().numpy()
+    intrinsics[:, :2, 2] = state.pps.cpu().numpy()
+    intrinsics[:, 2, 2] = 1
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    poses[:, :3, :3] = state.rot.cpu().numpy()
+    poses[:, :3, 3] = state.trans.cpu().numpy()
+    return Scene(images=colours, depths=state.depths.cpu().numpy().astype(np.float32),
+                 confs=im_conf.cpu().numpy().astype(np.float32), intrinsics=intrinsics,
+                 poses_c2w=poses, masks=masks.cpu().numpy())

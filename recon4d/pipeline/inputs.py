@@ -1,0 +1,103 @@
+"""The first stage of `reconstruct`: pair predictions from frames + network, a file, or the oracle.
+
+Each source also says what it knows about the frames (names, timestamps, original resolution and
+crop, the original pixels for writers) and what scene.json should record about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recon4d.commands.infer import _model_summary, resolve_graph, run_network
+from recon4d.errors import InputError
+from recon4d.inference import PairPredictions, infer_pairs, make_pairs
+from recon4d.io import collect_frames
+from recon4d.pipeline.cameras import frame_geometry
+from recon4d.synthetic import OracleModel, load_scene
+
+logger = logging.getLogger(__name__)
+
+@dataclass
+class PreparedInputs:
+    """Pair predictions of N same-size frames plus what is known about the frames."""
+
+    predictions: PairPredictions
+    images: np.ndarray | None  # (N, H, W, 3) uint8 model inputs; None: grey points
+    names: list[str]
+    timestamps: np.ndarray | None = None
+    original_sizes: np.ndarray | None = None  # (N, 2) (W0, H0)
+    crops: np.ndarray | None = None  # (N, 4) (left, top, resized_w, resized_h)
+    sources: list[Path] | None = None  # original image files (writers copy them), if files
+    record: dict[str, Any] = field(default_factory=dict)  # "inputs" and "model" of scene.json
+
+
+def from_frames(input: str | os.PathLike, *, weights: str, size: int | None, graph: str,
+                prefilter: str | None, symmetrize: bool, batch_size: int | None,
+                device: str | None, dtype: str, fps: float | None, num_frames: int | None,
+                progress: bool = True) -> PreparedInputs:
+    """Images folder or video -> network predictions (refuses frames of different sizes)."""
+    source = collect_frames(input, fps=fps, num_frames=num_frames)
+    net = run_network(source, weights=weights, size=size, graph=graph, prefilter=prefilter,
+                      symmetrize=symmetrize, batch_size=batch_size, device=device, dtype=dtype,
+                      same_shape=True, progress=progress)
+    sizes, crops = frame_geometry(source.frames, net.size)
+    record = {"inputs": {"source": source.input, "frames": len(source), "size": net.size,
+                         "graph": net.graph, "pairs": len(net.edges)},
+              "model": _model_summary(weights, net.config)}
+    files = source.frames if all(isinstance(f, Path) for f in source.frames) else None
+    return PreparedInputs(net.predictions, np.asarray(net.predictions.images), list(source.names),
+                          source.timestamps, sizes, crops, files, record)
+
+
+def from_npz(path: str | os.PathLike) -> PreparedInputs:
+    """A predictions.npz (ours or built in the originals' layout); images are optional."""
+    preds = PairPredictions.load_npz(path)
+    shapes = np.concatenate([preds.true_shape1, preds.true_shape2])
+    if len(shapes) and (shapes != shapes[0]).any():
+        odd = shapes[np.flatnonzero((shapes != shapes[0]).any(axis=1))[0]]
+        raise InputError(f"{path}: images of different sizes ({shapes[0][1]}x{shapes[0][0]} and "
+                         f"{odd[1]}x{odd[0]}); global alignment needs one image size")
+    n = preds.num_images
+    images = np.asarray(preds.images) if preds.images is not None else None
+    names = (list(preds.image_names)[:n] if preds.image_names is not None
+             else [f"frame_{i:06d}" for i in range(n)])
+    timestamps = preds.timestamps[:n] if preds.timestamps is not None else None
+    record = {"inputs": {"predictions": str(path), "frames": n, "pairs": len(preds),
+                         "images": preds.images is not None},
+              "model": {"weights": None, "predictions": str(path)}}
+    return PreparedInputs(preds, images, names, timestamps, record=record)
+
+
+def from_oracle(scene_dir: str | os.PathLike, *, size: int | None, graph: str,
+                prefilter: str | None, symmetrize: bool, batch_size: int | None,
+                progress: bool = True) -> PreparedInputs:
+    """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network."""
+    scene = load_scene(scene_dir)
+    if scene.num_frames < 2:
+        raise InputError(f"{scene_dir}: {scene.num_frames} frame(s), at least 2 needed")
+    if scene.dynamic_mask.any():
+        logger.warning("%s: the scene has moving objects; static reconstruction treats them as "
+                       "static (render it with --movers 0)", scene_dir)
+    oracle = OracleModel(scene)
+    views = oracle.views(size)
+    graph = resolve_graph(graph, scene.num_frames)
+    edges = make_pairs(scene.num_frames, graph, symmetrize=symmetrize, prefilter=prefilter)
+    if len(edges) == 0:
+        raise InputError(f"pair graph {graph!r} leaves no pairs among {scene.num_frames} frames")
+    preds = infer_pairs(oracle, views, edges, batch_size=batch_size or 8, device="cpu",
+                        progress=progress)
+    height, width = scene.shape
+    n = scene.num_frames
+    record = {"inputs": {"oracle": str(scene_dir), "frames": n, "size": max(height, width),
+                         "graph": graph, "pairs": len(edges)},
+              "model": {"weights": "oracle", "corruption": "default"}}
+    return PreparedInputs(preds, np.asarray(preds.images), [f"{i:06d}.png" for i in range(n)],
+                          scene.timestamps, np.tile([width, height], (n, 1)),
+                          np.tile([0, 0, width, height], (n, 1)), record=record)
+
