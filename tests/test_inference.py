@@ -174,7 +174,7 @@ def test_reduced_precision_is_refused_on_cpu_and_bad_arguments_are_clear():
 def test_pair_activation_estimate_follows_the_documented_formula():
     cfg = ModelConfig(enc_embed_dim=48, enc_num_heads=4, dec_embed_dim=32, dec_depth=2,
                       head_type="linear")
-    # 32x48 image: 6 tokens, 1536 pixels (hand-evaluated terms of docs/readme/inference.md)
+    # 32x48 image: 6 tokens, 1536 pixels (hand-evaluated terms of README "Pair inference")
     encoder = 2 * 6 * (48 * 6 + 4 * 6)
     decoder = 2 * 6 * (32 * 6 + 4 * 6)
     head_inputs = 2 * 6 * (48 + 2 * 32)

@@ -95,7 +95,7 @@ def global_align(predictions: Any, *, solver: str = "fast", niter: int | None = 
     `solver`: "fast" (default) or "adam" (the reference schedule: `niter` 300, `lr`, `schedule`).
     Masks keep pixels whose raw confidence (max over the image's pairs) exceeds
     `conf_threshold` and, with `clean`, that no more confident view contradicts.
-    Bad inputs raise `InputError`; see docs/readme/align.md for the fallbacks.
+    Bad inputs raise `InputError`; see README "Global alignment" for the fallbacks.
     """
     _check_options(solver, niter, lr, schedule, conf_threshold)
     with torch.device(device):  # every tensor the alignment creates lives on `device`

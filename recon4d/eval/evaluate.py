@@ -35,7 +35,7 @@ DEFAULT = "default"  # max_depth: the benchmark's usual cap
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """Settings of `evaluate`; see docs/readme/eval.md for each."""
+    """Settings of `evaluate`; see README "Evaluation" for each."""
 
     metrics: tuple[str, ...] = METRIC_GROUPS
     align: str = "sim3"
@@ -234,7 +234,7 @@ def evaluate(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, gt_format: 
     """Evaluate one output folder (or a folder of them, one per sequence) against ground truth.
 
     Returns the report: per-sequence metrics, a summary over sequences, and the skipped
-    sequences/metrics with reasons (see docs/readme/eval.md for the layout).
+    sequences/metrics with reasons (see README "Evaluation" for the layout).
     """
     opts = options or EvalOptions()
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)

@@ -1,7 +1,7 @@
 """Pair predictions in memory (`PairPredictions`) and on disk (`predictions.npz`).
 
 The npz layout is the interchange format between `recon4d infer` and every later stage (global
-alignment, matching, writers); docs/readme/inference.md specifies it. Edges whose images differ in
+alignment, matching, writers); README "Pair inference" specifies it. Edges whose images differ in
 shape are kept as one stacked tensor per shape group, never as per-edge dicts.
 """
 
@@ -168,7 +168,7 @@ class PairPredictions:
         return cls(edges, ts1, ts2, groups, images=images)
 
     def save_npz(self, path: str | os.PathLike) -> None:
-        """Write the interchange npz atomically (layout in docs/readme/inference.md)."""
+        """Write the interchange npz atomically (layout in README "Pair inference")."""
         arrays = {
             "format_version": np.asarray(NPZ_FORMAT_VERSION, dtype=np.int64),
             "view1/idx": self.edges[:, 0].copy(), "view2/idx": self.edges[:, 1].copy(),

@@ -1,4 +1,4 @@
-"""Matches of one pair on disk: a `.npz` of plain arrays (layout in docs/readme/matching.md)."""
+"""Matches of one pair on disk: a `.npz` of plain arrays (layout in README "Matching")."""
 
 from __future__ import annotations
 
