@@ -162,6 +162,7 @@ def _known_cameras(prepared: inputs.PreparedInputs, focal: float | None,
         return KnownCameras.from_intrinsics(cameras.intrinsics_at_model(calib, sizes, crops, n))
     return KnownCameras(focals=cameras.known_focals(focal, sizes, crops, n))
 
+
 def _describe(scene: Scene, prepared: inputs.PreparedInputs) -> None:
     """Attach frame names, timestamps and source geometry; refuse non-finite geometry."""
     for name in ("depths", "intrinsics", "poses_c2w"):
