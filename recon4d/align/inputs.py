@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from recon4d.errors import InputError
-from recon4d.inference.predictions import PairPredictions
+from recon4d.inference.predictions import PairPredictions, img_to_uint8
 
 
 @dataclass
@@ -100,8 +100,7 @@ def _images_from_views(views: list[tuple[Tensor, Mapping[str, Any]]], n: int
                 images[i] = img[k]
     if any(im is None for im in images):
         return None
-    rgb = torch.stack(images).float().permute(0, 2, 3, 1)
-    return ((rgb * 0.5 + 0.5) * 255).round().clamp(0, 255).to(torch.uint8)
+    return torch.from_numpy(np.stack([img_to_uint8(im) for im in images]))
 
 
 def as_pair_data(predictions: Any, source: str = "predictions",
