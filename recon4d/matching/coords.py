@@ -2,7 +2,8 @@
 
 The loader (model-spec §1) resizes the EXIF-upright image so its long side is `size` (short side
 224 for size 224), then centre-crops (`recon4d.io.images.crop_geometry`); this module maps pixel
-centres through that resize and crop both ways, so matches are reported in original pixels.
+centres through that resize and crop both ways (`recon4d.io.pixels`), so matches are reported in
+original pixels.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon4d.io.images import crop_geometry
+from recon4d.io.pixels import model_to_source, source_to_model
 
 PATCH = 16
 
@@ -31,17 +33,15 @@ class LoaderGeometry:
 
     def to_original(self, xy: np.ndarray) -> np.ndarray:
         """Model-input pixels (N, 2) as (x, y) -> original-image pixels (float, pixel centres)."""
-        scale, offset = self._scale_offset()
-        return (np.asarray(xy, dtype=np.float64) + offset + 0.5) * scale - 0.5
+        return model_to_source(xy, *self._offset_scale())
 
     def to_model(self, xy: np.ndarray) -> np.ndarray:
         """Original-image pixels (N, 2) as (x, y) -> model-input pixels (float)."""
-        scale, offset = self._scale_offset()
-        return (np.asarray(xy, dtype=np.float64) + 0.5) / scale - 0.5 - offset
+        return source_to_model(xy, *self._offset_scale())
 
-    def _scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
-        scale = np.array([self.original[0] / self.resized[0], self.original[1] / self.resized[1]])
-        return scale, np.array([self.box[0], self.box[1]], dtype=np.float64)
+    def _offset_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        offset = np.array(self.box[:2], dtype=np.float64)
+        return offset, np.array(self.original, dtype=np.float64) / self.resized
 
 
 def loader_geometry(width: int, height: int, size: int = 512,

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from recon4d.io.atomic import atomic_path
+from recon4d.io.pixels import resize_pixels
 from recon4d.matching.masks import mask_to_original
 from recon4d.matching.pipeline import PairMatches, PreparedImage
 
@@ -51,8 +52,8 @@ def draw_matches(img1: np.ndarray, img2: np.ndarray, xy1: np.ndarray, xy2: np.nd
         for rank, k in enumerate(pick):
             hue = rank / max(len(pick) - 1, 1) * 0.8
             colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, 1.0, 1.0))
-            a = (xy1[k] + 0.5) * scales[0] - 0.5
-            b = (xy2[k] + 0.5) * scales[1] - 0.5 + np.array([panels[0].width, 0])
+            a = resize_pixels(xy1[k], scales[0])
+            b = resize_pixels(xy2[k], scales[1]) + np.array([panels[0].width, 0])
             draw.line([tuple(a), tuple(b)], fill=colour, width=2)
             for p in (a, b):
                 draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], outline=colour, width=2)

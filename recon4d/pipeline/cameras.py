@@ -1,7 +1,8 @@
 """Known intrinsics from the user (`--focal`, `--calib`), mapped to the model input resolution.
 
 Both are given in pixels of the original images; a frame made by resizing to (rw, rh) and cropping
-at (left, top) has fx' = fx * rw / W0, cx' = (cx + 0.5) * rw / W0 - 0.5 - left (same for y).
+at (left, top) has fx' = fx * rw / W0, cx' = (cx + 0.5) * rw / W0 - 0.5 - left (same for y;
+`recon4d.io.pixels`).
 Without a known source resolution (predictions from a file) they are taken as model pixels.
 """
 
@@ -17,6 +18,7 @@ from PIL import Image
 
 from recon4d.errors import InputError
 from recon4d.io.images import crop_geometry
+from recon4d.io.pixels import crop_offset_scale, intrinsics_to_model
 
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -78,16 +80,9 @@ def read_calibration(path: str | os.PathLike) -> np.ndarray:
 def intrinsics_at_model(k: np.ndarray, original_sizes: np.ndarray | None,
                         crops: np.ndarray | None, n_frames: int) -> np.ndarray:
     """(N, 3, 3) K in model-input pixels from one K at the original resolution (see module)."""
-    out = np.repeat(np.asarray(k, dtype=np.float64)[None], n_frames, axis=0)
     if original_sizes is None or crops is None:
-        return out
-    sx = crops[:, 2] / original_sizes[:, 0]
-    sy = crops[:, 3] / original_sizes[:, 1]
-    out[:, 0, 0] *= sx
-    out[:, 1, 1] *= sy
-    out[:, 0, 2] = (out[:, 0, 2] + 0.5) * sx - 0.5 - crops[:, 0]
-    out[:, 1, 2] = (out[:, 1, 2] + 0.5) * sy - 0.5 - crops[:, 1]
-    return out
+        return np.repeat(np.asarray(k, dtype=np.float64)[None], n_frames, axis=0)
+    return intrinsics_to_model(k, *crop_offset_scale(original_sizes, crops))
 
 
 def known_focals(focal: float, original_sizes: np.ndarray | None, crops: np.ndarray | None,

@@ -14,6 +14,7 @@ import numpy as np
 
 from recon4d.eval.trajectory import matrix_to_quat
 from recon4d.io.atomic import atomic_write_bytes, atomic_write_text
+from recon4d.io.pixels import model_to_source
 from recon4d.io.writers.intrinsics import original_cameras
 from recon4d.io.writers.points import MaskedPoints, evenly_spaced
 from recon4d.scene import Scene
@@ -70,7 +71,8 @@ class ColmapModel:
         self.quat_wxyz = matrix_to_quat(rot_w2c)[:, [3, 0, 1, 2]]
         offsets = np.zeros((n, 2)) if scene.crops is None else scene.crops[:, :2].astype(float)
         self.points = points
-        self.xy = (points.pixel + offsets[points.frame] + 0.5) * scales[points.frame]
+        # COLMAP puts pixel centres at +0.5
+        self.xy = model_to_source(points.pixel, offsets[points.frame], scales[points.frame]) + 0.5
         starts = np.concatenate([[0], np.cumsum(np.bincount(points.frame, minlength=n))])
         self.slices = [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         self.point2d_idx = np.arange(len(points)) - starts[points.frame]

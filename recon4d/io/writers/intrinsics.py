@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from recon4d.io.atomic import atomic_write_text
+from recon4d.io.pixels import crop_offset_scale, intrinsics_to_source
 from recon4d.scene import Scene
 
 INTRINSICS_FORMAT = 1
@@ -18,20 +19,16 @@ PIXEL_CONVENTION = ("OpenCV: (0, 0) is the centre of the top-left pixel; "
 def original_cameras(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(K0 (N,3,3), sizes (N,2) int (W0,H0), scales (N,2) (sx,sy)) at the original resolution.
 
-    Uses the Scene's mapping x0 = (x + left + 0.5) * sx - 0.5 with sx = W0 / resized_w; a Scene
-    without original sizes is its own original (scale 1).
+    Uses the Scene's crops (`recon4d.io.pixels`); a Scene without original sizes is its own
+    original (scale 1).
     """
     n, h, w = scene.depths.shape
     k = np.asarray(scene.intrinsics, dtype=np.float64)
     if scene.original_sizes is None:
         return k.copy(), np.tile([w, h], (n, 1)), np.ones((n, 2))
+    offsets, scales = crop_offset_scale(scene.original_sizes, scene.crops)
     sizes = np.asarray(scene.original_sizes, dtype=np.int64)
-    crops = np.asarray(scene.crops, dtype=np.float64)
-    scales = sizes / crops[:, 2:4]
-    k0 = k.copy()
-    k0[:, 0, 0], k0[:, 1, 1] = k[:, 0, 0] * scales[:, 0], k[:, 1, 1] * scales[:, 1]
-    k0[:, :2, 2] = (k[:, :2, 2] + crops[:, :2] + 0.5) * scales - 0.5
-    return k0, sizes, scales
+    return intrinsics_to_source(k, offsets, scales), sizes, scales
 
 
 def write_intrinsics(scene: Scene, out_dir: Path,

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recon4d.errors import InputError
 from recon4d.io.atomic import atomic_path, atomic_write_text
+from recon4d.io.pixels import intrinsics_to_source
 from recon4d.io.writers.files import frame_stem, save_png
 from recon4d.io.writers.intrinsics import original_cameras
 from recon4d.scene import Scene
@@ -67,9 +68,7 @@ def _resized_frame(scene: Scene, index: int, scale: np.ndarray) -> tuple[Image.I
     _, h, w = scene.depths.shape
     size = (max(1, round(w * scale[0])), max(1, round(h * scale[1])))
     exact = np.array(size) / [w, h]
-    k = scene.intrinsics[index].copy()
-    k[:2] *= exact[:, None]
-    k[:2, 2] = (scene.intrinsics[index, :2, 2] + 0.5) * exact - 0.5
+    k = intrinsics_to_source(scene.intrinsics[index], np.zeros(2), exact)
     image = Image.fromarray(scene.images[index]).resize(size, Image.Resampling.LANCZOS)
     return image, k
 
