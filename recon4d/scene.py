@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon4d.summary_repr import summary_repr
+
 
 @dataclass
 class Scene:
@@ -28,6 +30,8 @@ class Scene:
     original_sizes: np.ndarray | None = None  # (N, 2) int (W0, H0)
     crops: np.ndarray | None = None  # (N, 4) int (left, top, resized_w, resized_h)
     dynamic_masks: np.ndarray | None = None  # (N, H, W) bool, moving content
+
+    __repr__ = summary_repr
 
     def __len__(self) -> int:
         return int(self.depths.shape[0])

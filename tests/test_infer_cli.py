@@ -201,3 +201,16 @@ def golden_tolerance(checkpoint: str) -> tuple[float, float]:
     cases = [c for c in load_manifest()["cases"] if c["kind"] == "model_forward"
              and c["files"]["checkpoint"].endswith(f"/{checkpoint}.pth")]
     return max(c["atol"] for c in cases), max(c["rtol"] for c in cases)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["infer", "in", "--out", "o", "--num-frames", "0"], "--num-frames: must be >= 1, got 0"),
+    (["reconstruct", "--oracle", "s", "--out", "o", "--niter", "-3"], "--niter: must be >= 0"),
+    (["eval", "p", "g", "--stride", "0"], "--stride: must be >= 1, got 0"),
+    (["eval", "p", "g", "--start", "-1"], "--start: must be >= 0, got -1"),
+])
+def test_bad_counts_are_refused_by_the_argument_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -391,3 +391,10 @@ def test_tiny_network_batched_equals_unbatched_with_mixed_shapes():
             for name, value in single[e][side].items():
                 np.testing.assert_allclose(batched[e][side][name], value, rtol=tol["rtol"],
                                            atol=tol["atol"])
+
+
+def test_repr_is_one_short_line_without_array_contents():
+    preds, _ = small_predictions(mixed=True)
+    text = repr(preds)
+    assert "\n" not in text and len(text) < 300
+    assert f"{len(preds)} edges" in text and "desc" in text and "tensor(" not in text

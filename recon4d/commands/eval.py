@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recon4d.commands.arguments import nonnegative_int, positive_int
 from recon4d.errors import Recon4dError
 from recon4d.eval.depth import DEPTH_ALIGN_MODES, FIT_SPACES, SCALE_SHIFT_FITS
 from recon4d.eval.evaluate import DEFAULT, METRIC_GROUPS, EvalOptions, evaluate
@@ -48,14 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", type=metrics_arg, default=METRIC_GROUPS,
                    help="comma-separated subset of " + ",".join(METRIC_GROUPS))
     frames = p.add_argument_group("ground-truth frames the prediction was made from")
-    frames.add_argument("--start", type=int, default=0)
-    frames.add_argument("--stride", type=int, default=1)
-    frames.add_argument("--max-frames", type=int)
+    frames.add_argument("--start", type=nonnegative_int, default=0)
+    frames.add_argument("--stride", type=positive_int, default=1)
+    frames.add_argument("--max-frames", type=positive_int)
     frames.add_argument("--truncate", action="store_true",
                         help="if frame counts differ, evaluate the common prefix (else: error)")
     poses = p.add_argument_group("poses")
     poses.add_argument("--align", default="sim3", choices=ALIGN_MODES)
-    poses.add_argument("--delta", type=int, default=1, help="RPE frame offset")
+    poses.add_argument("--delta", type=positive_int, default=1, help="RPE frame offset")
     poses.add_argument("--consecutive-pairs", action="store_true",
                        help="RPE on pairs (0,d),(d,2d),... instead of all (i,i+d)")
     poses.add_argument("--max-dt", type=float, default=0.01,

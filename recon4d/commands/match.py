@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from recon4d import models
-from recon4d.commands.infer import _check_output_folder, _positive_int, default_size
+from recon4d.commands.arguments import positive_int
 from recon4d.errors import InputError
 from recon4d.inference.graphs import GRAPH_HELP
+from recon4d.inference.run import default_size
 from recon4d.io import collect_frames
-from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.atomic import atomic_output_dir, check_output_folder
 from recon4d.io.scene_json import write_scene_json
 from recon4d.matching.export import save_matches
 from recon4d.matching.masks import BACKGROUND_COLOURS
@@ -53,13 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="MASt3R checkpoint: .pth file, Hugging Face folder or repo id, or "
                         f"registry name (default {DEFAULT_WEIGHTS})")
-    p.add_argument("--size", type=_positive_int, default=None,
+    p.add_argument("--size", type=positive_int, default=None,
                    help="model input size (default: from the checkpoint, 512)")
     p.add_argument("--graph", default="complete", help=f"pairs to match: {GRAPH_HELP}")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="default: cuda when available, else cpu")
     defaults = MatchOptions()
-    p.add_argument("--subsample", type=_positive_int, default=defaults.subsample,
+    p.add_argument("--subsample", type=positive_int, default=defaults.subsample,
                    help=f"seed grid step in pixels (default {defaults.subsample})")
     p.add_argument("--border", type=int, default=defaults.border,
                    help=f"drop matches this close to an image edge (default {defaults.border})")
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Images (+ masks) -> matches of every pair -> npz + png per pair, scene.json."""
     start = time.perf_counter()
     out = Path(args.out)
-    _check_output_folder(out)
+    check_output_folder(out)
     source = collect_frames(args.images)
     source.require(2, "matching")
     masks = _masks(args, source.frames)

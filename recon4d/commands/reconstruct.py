@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from recon4d.align import SOLVERS
-from recon4d.commands.infer import add_frame_arguments, add_network_arguments
+from recon4d.commands.arguments import (
+    add_frame_arguments,
+    add_network_arguments,
+    nonnegative_int,
+)
 from recon4d.pipeline import ReconstructOptions, reconstruct, summary_line
 
 
@@ -30,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_frame_arguments(p)
     p.add_argument("--solver", choices=SOLVERS, default="fast",
                    help="fast (default) or adam (the originals' 300-step schedule)")
-    p.add_argument("--niter", type=int, default=None,
+    p.add_argument("--niter", type=nonnegative_int, default=None,
                    help="solver iterations (default: the solver's own; 0 = initialisation only)")
     p.add_argument("--conf-threshold", type=float, default=3.0,
                    help="keep points with confidence above this (default 3)")

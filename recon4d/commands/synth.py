@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from recon4d.errors import InputError
+from recon4d.io.atomic import check_output_folder
 from recon4d.synthetic.scene import generate_scene
 from recon4d.synthetic.scene_io import CONTENT, write_scene
 from recon4d.synthetic.trajectories import TRAJECTORIES
@@ -33,23 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_out(out: Path) -> None:
-    """Refuse to replace an existing non-empty folder that is not a synthetic scene."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            content = json.loads((out / "scene.json").read_text()).get("content")
-        except (OSError, ValueError, AttributeError):
-            content = None
-        if content != CONTENT:
-            raise InputError(f"{out}: folder exists and is not a synthetic scene; refusing to "
-                             f"replace it (choose a new or empty folder)")
+def _is_synthetic_scene(folder: Path) -> bool:
+    """True for a folder written by `recon4d synth` (its scene.json says so)."""
+    try:
+        return json.loads((folder / "scene.json").read_text()).get("content") == CONTENT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate, write atomically and print a summary."""
-    _check_out(args.out)
+    check_output_folder(args.out, "synthetic scene", _is_synthetic_scene)
     start = time.perf_counter()
     scene = generate_scene(args.frames, args.width, args.height, args.movers, args.seed,
                            args.trajectory, fps=args.fps, stops=args.stops, progress=True)

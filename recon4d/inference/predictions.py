@@ -72,6 +72,14 @@ class PairPredictions:
     def __len__(self) -> int:
         return len(self.edges)
 
+    def __repr__(self) -> str:
+        """One line: sizes and keys, never the arrays (they can be gigabytes)."""
+        shapes = sorted({tuple(int(v) for v in s) for s in (*self.true_shape1, *self.true_shape2)})
+        keys = sorted(self.groups[0].pred1) if self.groups else []
+        return (f"PairPredictions({len(self)} edges, {self.num_images} images, "
+                f"shapes (H, W) {shapes}, {len(self.groups)} shape groups, pred1 keys {keys}, "
+                f"images {'kept' if self.images is not None else 'not kept'})")
+
     def __getitem__(self, e: int) -> dict[str, Any]:
         """Edge `e` as reference-style dicts (view1, view2, pred1, pred2), without batch dim."""
         e = range(len(self))[e]

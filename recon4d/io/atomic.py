@@ -6,8 +6,10 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from recon4d.errors import InputError
 
 
 @contextlib.contextmanager
@@ -61,3 +63,23 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output_folder(out: Path, kind: str = "recon4d output",
+                        is_previous: Callable[[Path], bool] | None = None) -> None:
+    """Refuse to replace a file, or a non-empty folder that is not a previous `kind` folder.
+
+    `is_previous(folder)` recognises one (default: it holds a scene.json); checked before any
+    work so a run never starts only to find it may not write its output.
+    """
+    if is_previous is None:
+        is_previous = _has_scene_json
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: output path exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not is_previous(out):
+        raise InputError(f"{out}: output folder is not empty and is not a {kind}; refusing to "
+                         "replace it (choose a new or empty folder)")
+
+
+def _has_scene_json(folder: Path) -> bool:
+    return (folder / "scene.json").is_file()

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from recon4d.commands.infer import _model_summary, resolve_graph, run_network
 from recon4d.errors import InputError
 from recon4d.inference import PairPredictions, infer_pairs, make_pairs
+from recon4d.inference.run import model_summary, resolve_graph, run_network
 from recon4d.io import collect_frames
 from recon4d.pipeline.cameras import frame_geometry
 from recon4d.synthetic import OracleModel, load_scene
@@ -49,7 +49,7 @@ def from_frames(input: str | os.PathLike, *, weights: str, size: int | None, gra
     sizes, crops = frame_geometry(source.frames, net.size)
     record = {"inputs": {"source": source.input, "frames": len(source), "size": net.size,
                          "graph": net.graph, "pairs": len(net.edges)},
-              "model": _model_summary(weights, net.config)}
+              "model": model_summary(weights, net.config)}
     files = source.frames if all(isinstance(f, Path) for f in source.frames) else None
     return PreparedInputs(net.predictions, np.asarray(net.predictions.images), list(source.names),
                           source.timestamps, sizes, crops, files, record)

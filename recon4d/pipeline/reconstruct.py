@@ -20,11 +20,11 @@ import torch
 from recon4d import align
 from recon4d.align import SOLVERS
 from recon4d.align.known import KnownCameras
-from recon4d.commands.infer import DEFAULT_WEIGHTS, _check_output_folder
 from recon4d.errors import InputError, Recon4dError
 from recon4d.inference.engine import resolve_device
+from recon4d.inference.run import DEFAULT_WEIGHTS
 from recon4d.io import writers
-from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.atomic import atomic_output_dir, check_output_folder
 from recon4d.io.scene_json import write_scene_json
 from recon4d.pipeline import cameras, inputs
 from recon4d.scene import Scene
@@ -82,7 +82,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
         raise Recon4dError("give exactly one of INPUT (images folder or video), --predictions "
                            f"FILE or --oracle SCENE_DIR (got {', '.join(given) or 'none'})")
     _check_options(opts)
-    _check_output_folder(out_dir)
+    check_output_folder(out_dir)
     device = resolve_device(None, opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     calib = cameras.read_calibration(opts.calib) if opts.calib is not None else None
     prepared = _prepare(input, predictions, oracle, opts, progress)

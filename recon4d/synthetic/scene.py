@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from recon4d.errors import InputError
+from recon4d.summary_repr import summary_repr
 from recon4d.synthetic.flow import forward_flow, move_points, world_points
 from recon4d.synthetic.geometry import Surfaces, box, room
 from recon4d.synthetic.motion import random_mover
@@ -37,6 +38,8 @@ class SyntheticScene:
     object_poses: np.ndarray  # (N, K+1, 4, 4) float64 body-to-world, entry 0 = identity
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+
+    __repr__ = summary_repr
 
     @property
     def num_frames(self) -> int:
