@@ -222,3 +222,12 @@ def test_conflicting_inputs_and_bad_options_fail_cleanly(synth, tmp_path, capsys
                 "unknown output format(s) nope")
     run_failing(tmp_path, capsys, ["--oracle", str(folder), "--focal", "500", "--calib",
                                    "k.json"], "either --focal or --calib")
+
+
+def test_never_replaces_its_own_input_or_another_commands_output(synth, tmp_path, capsys):
+    """--out pointing at the synthetic scene being read (a `recon4d synth` folder) is refused."""
+    folder, _ = synth
+    before = sorted(p.name for p in folder.rglob("*"))
+    assert main(["reconstruct", "--oracle", str(folder), "--out", str(folder)]) == 2
+    assert "is the output of `recon4d synth`" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.rglob("*")) == before

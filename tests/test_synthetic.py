@@ -346,6 +346,6 @@ def test_cli_writes_a_loadable_scene(tmp_path, capsys) -> None:
 
 def test_cli_refuses_to_replace_a_foreign_folder(tmp_path) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="not a synthetic scene"):
+    with pytest.raises(InputError, match="not a recon4d output"):
         _run_cli([str(tmp_path), "--frames", "2", "--width", "16", "--height", "16"])
     assert (tmp_path / "notes.txt").read_text() == "keep me"

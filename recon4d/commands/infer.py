@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "frames and write predictions.npz and scene.json into --out (atomically).")
     p.add_argument("input", help="a folder of images or a video file")
     p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
-                   "previous recon4d output)")
+                   "previous `recon4d infer` output)")
     add_network_arguments(p)
     add_frame_arguments(p)
     p.set_defaults(func=run)
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     """Frames -> views -> pairs -> predictions; write predictions.npz and scene.json."""
     start = time.perf_counter()
     out = Path(args.out)
-    check_output_folder(out)
+    check_output_folder(out, "infer")
     source = collect_frames(args.input, fps=args.fps, num_frames=args.num_frames)
     net = run_network(source, weights=args.weights, size=args.size, graph=args.graph,
                       prefilter=args.prefilter, symmetrize=not args.no_symmetrize,

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "pose, 3D points), matches_I_J.png and scene.json into --out (atomically).")
     p.add_argument("images", nargs="+", help="two or more images, or one folder of images")
     p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
-                   "previous recon4d output)")
+                   "previous `recon4d match` output)")
     p.add_argument("--mask1", help="foreground mask of the first image (white = may match)")
     p.add_argument("--mask2", help="foreground mask of the second image")
     p.add_argument("--masks", nargs="+", help="one mask per image, in the order of the images")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Images (+ masks) -> matches of every pair -> npz + png per pair, scene.json."""
     start = time.perf_counter()
     out = Path(args.out)
-    check_output_folder(out)
+    check_output_folder(out, "match")
     source = collect_frames(args.images)
     source.require(2, "matching")
     masks = _masks(args, source.frames)

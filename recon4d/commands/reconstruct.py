@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", default=None,
                    help="a folder of images or a video file (or use --predictions / --oracle)")
     p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
-                   "previous recon4d output)")
+                   "previous `recon4d reconstruct` output)")
     p.add_argument("--predictions", default=None,
                    help="align a predictions.npz (from `recon4d infer` or other code) instead "
                         "of running the network; images inside are optional (else grey points)")

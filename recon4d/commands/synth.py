@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from recon4d.io.atomic import check_output_folder
 from recon4d.synthetic.scene import generate_scene
-from recon4d.synthetic.scene_io import CONTENT, write_scene
+from recon4d.synthetic.scene_io import write_scene
 from recon4d.synthetic.trajectories import TRAJECTORIES
 
 
@@ -33,17 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_synthetic_scene(folder: Path) -> bool:
-    """True for a folder written by `recon4d synth` (its scene.json says so)."""
-    try:
-        return json.loads((folder / "scene.json").read_text()).get("content") == CONTENT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     """Generate, write atomically and print a summary."""
-    check_output_folder(args.out, "synthetic scene", _is_synthetic_scene)
+    check_output_folder(args.out, "synth")
     start = time.perf_counter()
     scene = generate_scene(args.frames, args.width, args.height, args.movers, args.seed,
                            args.trajectory, fps=args.fps, stops=args.stops, progress=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from recon4d.errors import InputError
@@ -65,21 +66,24 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def check_output_folder(out: Path, kind: str = "recon4d output",
-                        is_previous: Callable[[Path], bool] | None = None) -> None:
-    """Refuse to replace a file, or a non-empty folder that is not a previous `kind` folder.
+def check_output_folder(out: Path, command: str) -> None:
+    """Refuse to replace a file, or a non-empty folder that `recon4d <command>` did not write.
 
-    `is_previous(folder)` recognises one (default: it holds a scene.json); checked before any
-    work so a run never starts only to find it may not write its output.
+    A folder is recognised by its scene.json's `command`; so a run never replaces its own input
+    (a synthetic scene, an infer folder) or unrelated files. Checked before any work.
     """
-    if is_previous is None:
-        is_previous = _has_scene_json
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: output path exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not is_previous(out):
-        raise InputError(f"{out}: output folder is not empty and is not a {kind}; refusing to "
-                         "replace it (choose a new or empty folder)")
-
-
-def _has_scene_json(folder: Path) -> bool:
-    return (folder / "scene.json").is_file()
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        doc = json.loads((out / "scene.json").read_text())
+        previous = doc.get("command") if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        previous = None
+    if previous == command:
+        return
+    what = (f"the output of `recon4d {previous}`" if isinstance(previous, str)
+            else "not a recon4d output (no readable scene.json)")
+    raise InputError(f"{out}: output folder is not empty and is {what}; only a previous "
+                     f"`recon4d {command}` output is replaced (choose a new or empty folder)")

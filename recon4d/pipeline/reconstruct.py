@@ -82,7 +82,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
         raise Recon4dError("give exactly one of INPUT (images folder or video), --predictions "
                            f"FILE or --oracle SCENE_DIR (got {', '.join(given) or 'none'})")
     _check_options(opts)
-    check_output_folder(out_dir)
+    check_output_folder(out_dir, "reconstruct")
     device = resolve_device(None, opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     calib = cameras.read_calibration(opts.calib) if opts.calib is not None else None
     prepared = _prepare(input, predictions, oracle, opts, progress)
