@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,14 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from process_memory import peak_rss_bytes, rss_bytes
 
 TARGETS = {"ate_pct": 1.0, "focal_pct": 2.0, "abs_rel": 0.03}
 
-
-def _rss_bytes() -> int:
-    """Current resident set size of this process (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
 
 
 def child(solver: str, preds_path: str, out_path: str, threads: int) -> None:
@@ -43,11 +38,11 @@ def child(solver: str, preds_path: str, out_path: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     preds = PairPredictions.load_npz(preds_path)
-    base = _rss_bytes()
+    base = rss_bytes()
     start = time.perf_counter()
     scene = global_align(preds, solver=solver)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     np.savez(out_path, poses=scene.poses_c2w, intrinsics=scene.intrinsics, depths=scene.depths,
              wall=wall, peak_growth=peak - base, peak=peak)
 

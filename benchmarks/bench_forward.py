@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from process_memory import peak_rss_bytes
 
 MODELS = {
     "dust3r-512-dpt": "DUSt3R_ViTLarge_BaseDecoder_512_dpt",
     "mast3r": "MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric",
 }
 
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class MatmulBaseline:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from process_memory import peak_rss_bytes, rss_bytes
 
 HEIGHT, WIDTH, DIM = 384, 512, 24
 SHIFT = (17, -9)
@@ -37,15 +37,6 @@ TINY = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "check
     "tiny_mast3r_a.pth"
 
 
-def rss_bytes() -> int:
-    """Current resident set size (Linux /proc)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def descriptor_pair(seed: int = 0):

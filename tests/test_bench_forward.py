@@ -11,15 +11,16 @@ import torch.nn.functional as F
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_forward.py"
 
 
-def _bench_module():
+def _bench_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # as when run as a script: siblings import
     spec = importlib.util.spec_from_file_location("bench_forward", BENCH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_flop_counter_counts_cpu_attention_and_linears():
-    bench = _bench_module()
+def test_flop_counter_counts_cpu_attention_and_linears(monkeypatch):
+    bench = _bench_module(monkeypatch)
     b, h, n, m, d = 2, 3, 40, 24, 16
     q, k, v = torch.randn(b, h, n, d), torch.randn(b, h, m, d), torch.randn(b, h, m, d)
     x, w = torch.randn(n, 32), torch.randn(8, 32)

@@ -10,8 +10,8 @@ from typing import Any
 from recon4d.commands.arguments import add_frame_arguments, add_network_arguments
 from recon4d.inference.run import model_summary, run_network
 from recon4d.io import collect_frames
-from recon4d.io.atomic import atomic_output_dir, check_output_folder
-from recon4d.io.scene_json import write_scene_json
+from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.scene_json import check_output_folder, write_scene_json
 
 PREDICTIONS_FILE = "predictions.npz"
 

@@ -16,8 +16,8 @@ from recon4d.errors import InputError
 from recon4d.inference.graphs import GRAPH_HELP
 from recon4d.inference.run import default_size
 from recon4d.io import collect_frames
-from recon4d.io.atomic import atomic_output_dir, check_output_folder
-from recon4d.io.scene_json import write_scene_json
+from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.scene_json import check_output_folder, write_scene_json
 from recon4d.matching.export import save_matches
 from recon4d.matching.masks import BACKGROUND_COLOURS
 from recon4d.matching.pipeline import MASK_MODES, MatchOptions, match_graph

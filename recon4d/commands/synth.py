@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from recon4d.io.atomic import check_output_folder
+from recon4d.io.scene_json import check_output_folder
 from recon4d.synthetic.scene import generate_scene
 from recon4d.synthetic.scene_io import write_scene
 from recon4d.synthetic.trajectories import TRAJECTORIES

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-from recon4d.errors import InputError
 
 
 @contextlib.contextmanager
@@ -64,26 +61,3 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def check_output_folder(out: Path, command: str) -> None:
-    """Refuse to replace a file, or a non-empty folder that `recon4d <command>` did not write.
-
-    A folder is recognised by its scene.json's `command`; so a run never replaces its own input
-    (a synthetic scene, an infer folder) or unrelated files. Checked before any work.
-    """
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: output path exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    try:
-        doc = json.loads((out / "scene.json").read_text())
-        previous = doc.get("command") if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        previous = None
-    if previous == command:
-        return
-    what = (f"the output of `recon4d {previous}`" if isinstance(previous, str)
-            else "not a recon4d output (no readable scene.json)")
-    raise InputError(f"{out}: output folder is not empty and is {what}; only a previous "
-                     f"`recon4d {command}` output is replaced (choose a new or empty folder)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recon4d import __version__
+from recon4d.errors import InputError
 from recon4d.io.atomic import atomic_write_text
 
 SCENE_JSON_FORMAT = 1
@@ -39,3 +40,26 @@ def write_scene_json(out_dir: str | os.PathLike, command: str, options: dict[str
 def read_scene_json(out_dir: str | os.PathLike) -> dict[str, Any]:
     """Read `out_dir/scene.json`."""
     return json.loads((Path(out_dir) / "scene.json").read_text())
+
+
+def check_output_folder(out: Path, command: str) -> None:
+    """Refuse to replace a file, or a non-empty folder that `recon4d <command>` did not write.
+
+    A folder is recognised by its scene.json's `command`; so a run never replaces its own input
+    (a synthetic scene, an infer folder) or unrelated files. Checked before any work.
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: output path exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        doc = read_scene_json(out)
+        previous = doc.get("command") if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        previous = None
+    if previous == command:
+        return
+    what = (f"the output of `recon4d {previous}`" if isinstance(previous, str)
+            else "not a recon4d output (no readable scene.json)")
+    raise InputError(f"{out}: output folder is not empty and is {what}; only a previous "
+                     f"`recon4d {command}` output is replaced (choose a new or empty folder)")

@@ -24,8 +24,8 @@ from recon4d.errors import InputError, Recon4dError
 from recon4d.inference.engine import resolve_device
 from recon4d.inference.run import DEFAULT_WEIGHTS
 from recon4d.io import writers
-from recon4d.io.atomic import atomic_output_dir, check_output_folder
-from recon4d.io.scene_json import write_scene_json
+from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.scene_json import check_output_folder, write_scene_json
 from recon4d.pipeline import cameras, inputs
 from recon4d.scene import Scene
 

@@ -21,11 +21,6 @@ def invert_rigid(pose: np.ndarray) -> np.ndarray:
     return rigid(rot_t, -np.einsum("...ij,...j->...i", rot_t, pose[..., :3, 3]))
 
 
-def apply_rigid(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Transform points (..., 3) by one 4x4 pose."""
-    return points @ pose[:3, :3].T + pose[:3, 3]
-
-
 def axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) about a unit `axis` (3,) by `angle` radians (...,)."""
     x, y, z = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
