@@ -92,5 +92,5 @@ def known_focals(focal: float, original_sizes: np.ndarray | None, crops: np.ndar
         raise InputError(f"--focal must be a positive number of pixels, got {focal}")
     if original_sizes is None or crops is None:
         return np.full(n_frames, float(focal))
-    scale = (crops[:, 2] / original_sizes[:, 0] + crops[:, 3] / original_sizes[:, 1]) / 2
-    return focal * scale
+    _, scale = crop_offset_scale(original_sizes, crops)
+    return focal * (1.0 / scale).mean(axis=1)
