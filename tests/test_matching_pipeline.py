@@ -11,9 +11,10 @@ from PIL import Image
 
 import recon4d.cli
 from recon4d.errors import InputError, Recon4dError
+from recon4d.io.images import upright_size
 from recon4d.matching.coords import loader_geometry
 from recon4d.matching.masks import mask_to_model, read_mask
-from recon4d.matching.pipeline import MatchOptions, image_size, match_pair
+from recon4d.matching.pipeline import MatchOptions, match_pair
 from recon4d.models import load_model
 from tests.conftest import GOLDEN_DIR
 
@@ -46,13 +47,13 @@ def masks(tmp_path):
 
 
 def test_match_pair_structure_and_coordinates(model, masks):
-    assert image_size(PORTRAIT) == (200, 320)
+    assert upright_size(PORTRAIT) == (200, 320)
     options = MatchOptions(max_3d_error=None)  # random weights: 3D points are meaningless
     pm = match_pair(model, PORTRAIT, WIDE, masks[0], masks[1], options, size=SIZE)
     assert len(pm) > 0
     for xy, orig, mask_path, image, rect in ((pm.xy1, pm.xy1_orig, masks[0], PORTRAIT, RECTS[0]),
                                              (pm.xy2, pm.xy2_orig, masks[1], WIDE, RECTS[1])):
-        geom = loader_geometry(*image_size(image), size=SIZE)
+        geom = loader_geometry(*upright_size(image), size=SIZE)
         assert mask_to_model(read_mask(mask_path), geom)[xy[:, 1], xy[:, 0]].all()
         np.testing.assert_allclose(orig, geom.to_original(xy.numpy()))
         # in original pixels the matches lie in the rectangle, up to one model pixel
@@ -119,7 +120,7 @@ def test_cli_batch_with_mask_dir(cli, tmp_path):
     for k, src in enumerate((PORTRAIT, WIDE, IMAGES / "tall_353x641.png")):
         with Image.open(src) as im:
             im.save(images / f"frame_{k}{src.suffix}", exif=im.getexif())
-            w, h = image_size(images / f"frame_{k}{src.suffix}")
+            w, h = upright_size(images / f"frame_{k}{src.suffix}")
         mask = np.zeros((h, w), bool)
         mask[h // 4:3 * h // 4, w // 4:3 * w // 4] = True
         np.save(mask_dir / f"frame_{k}.npy", mask)

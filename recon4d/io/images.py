@@ -129,6 +129,26 @@ class CropGeometry(NamedTuple):
     lanczos: bool  # LANCZOS when shrinking, BICUBIC when enlarging (or same size)
 
 
+_ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def upright_size(source: ImageInput) -> tuple[int, int]:
+    """(width, height) of an input as the loader sees it (EXIF rotation applied), no decoding."""
+    if isinstance(source, np.ndarray):
+        return int(source.shape[1]), int(source.shape[0])
+    if isinstance(source, Image.Image):
+        width, height = source.size
+        orientation = source.getexif().get(0x0112)
+    else:
+        try:
+            with Image.open(source) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InputError(f"{source}: cannot read image ({exc})") from None
+    return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
+
+
 def crop_geometry(width: int, height: int, size: int = 512, square_ok: bool = False,
                   patch_size: int = 16) -> CropGeometry:
     """The reference loader's resize and centre crop of a `width`×`height` image (model-spec §1).

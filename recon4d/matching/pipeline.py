@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from recon4d.errors import InputError, Recon4dError
 from recon4d.inference import PairPredictions, infer_pairs, make_pairs
 from recon4d.inference.engine import resolve_device
-from recon4d.io.images import is_image_name, load_images
+from recon4d.io.images import is_image_name, load_images, upright_size
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.filters import (
     descriptor_similarity,
@@ -34,7 +34,6 @@ from recon4d.matching.reciprocal import DEFAULT_BLOCK_SIZE, reciprocal_nn
 from recon4d.matching.two_view import TwoView, two_view_geometry
 
 MASK_MODES = ("search", "post")
-EXIF_ORIENTATION = 0x0112
 ImageLike = str | os.PathLike | np.ndarray | Image.Image
 
 
@@ -88,23 +87,6 @@ class PairMatches:
         return len(self.xy1)
 
 
-def image_size(source: ImageLike) -> tuple[int, int]:
-    """(width, height) of an input as the loader sees it (after the EXIF orientation)."""
-    if isinstance(source, np.ndarray):
-        return source.shape[1], source.shape[0]
-    if isinstance(source, Image.Image):
-        return _upright(source.size, source.getexif().get(EXIF_ORIENTATION, 1))
-    try:
-        with Image.open(source) as im:
-            return _upright(im.size, im.getexif().get(EXIF_ORIENTATION, 1))
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read image ({exc})") from exc
-
-
-def _upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
-    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
-
-
 def prepare_images(images: Sequence[ImageLike], masks: Sequence[MaskLike | None] | None = None,
                    size: int = 512, premask: str | None = None) -> list[PreparedImage]:
     """Load `images` as model views and map their masks (original or model size) onto them."""
@@ -119,7 +101,7 @@ def prepare_images(images: Sequence[ImageLike], masks: Sequence[MaskLike | None]
     views = load_images(list(images), size=size)
     prepared = []
     for view, src, mask, name in zip(views, images, masks, names, strict=True):
-        width, height = image_size(src)
+        width, height = upright_size(src)
         geometry = loader_geometry(width, height, size)
         if tuple(np.asarray(view["true_shape"]).reshape(2)) != geometry.model_shape:
             raise Recon4dError(f"{name}: loader produced {view['true_shape']} but the geometry "

@@ -14,33 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from recon4d.errors import InputError
-from recon4d.io.images import crop_geometry
+from recon4d.io.images import crop_geometry, upright_size
 from recon4d.io.pixels import crop_offset_scale, intrinsics_to_model
-
-_ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
-
-def source_size(frame: Path | np.ndarray | Image.Image) -> tuple[int, int]:
-    """(W0, H0) of a frame as the loader sees it (EXIF rotation applied), without decoding."""
-    if isinstance(frame, np.ndarray):
-        return int(frame.shape[1]), int(frame.shape[0])
-    if isinstance(frame, Image.Image):
-        img = frame
-        width, height = img.size
-        orientation = img.getexif().get(0x0112)
-    else:
-        with Image.open(frame) as img:
-            width, height = img.size
-            orientation = img.getexif().get(0x0112)
-    return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
 
 
 def frame_geometry(frames: Sequence, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Original sizes (N, 2) (W0, H0) and crops (N, 4) (left, top, resized_w, resized_h)."""
-    sizes = np.asarray([source_size(f) for f in frames], dtype=np.int64).reshape(-1, 2)
+    sizes = np.asarray([upright_size(f) for f in frames], dtype=np.int64).reshape(-1, 2)
     crops = []
     for width, height in sizes.tolist():
         geo = crop_geometry(width, height, size)
