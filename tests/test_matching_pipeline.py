@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import recon4d.cli
@@ -135,3 +136,18 @@ def test_cli_batch_with_mask_dir(cli, tmp_path):
     rc = cli(["match", str(images), "--mask-dir", str(mask_dir), "--out", str(tmp_path / "o2"),
               "--weights", str(CKPT), "--size", str(SIZE), "--device", "cpu"])
     assert rc == 2 and not (tmp_path / "o2").exists()
+
+
+def test_cli_one_mask_is_recorded_as_null_and_missing_gpu_is_refused(cli, masks, tmp_path,
+                                                                      capsys):
+    out = tmp_path / "out"
+    rc = cli(["match", str(PORTRAIT), str(WIDE), "--mask1", str(masks[0]), "--out", str(out),
+              "--weights", str(CKPT), "--size", str(SIZE), "--device", "cpu", "--n-viz", "0"])
+    assert rc == 0
+    assert json.loads((out / "scene.json").read_text())["inputs"]["masks"] == [str(masks[0]),
+                                                                                None]
+    if not torch.cuda.is_available():
+        rc = cli(["match", str(PORTRAIT), str(WIDE), "--out", str(tmp_path / "gpu"),
+                  "--weights", str(CKPT), "--device", "cuda"])
+        assert rc == 2 and "no CUDA GPU" in capsys.readouterr().err
+        assert not (tmp_path / "gpu").exists()

@@ -8,11 +8,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from recon4d import models
 from recon4d.commands.arguments import positive_int
 from recon4d.errors import InputError
+from recon4d.inference.engine import requested_device
 from recon4d.inference.graphs import GRAPH_HELP
 from recon4d.inference.run import default_size
 from recon4d.io import collect_frames
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                            min_similarity=args.min_similarity, max_3d_error=args.max_3d_error,
                            mask_mode=args.mask_mode, mask_erode=args.mask_erode,
                            premask=args.premask, symmetric=not args.no_symmetric)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = requested_device(args.device)
     model = models.load_model(args.weights, device=device)
     size = args.size or default_size(getattr(model, "config", None))
     prepared, results = match_graph(model, source.frames, masks, args.graph, options, size,
@@ -104,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
                 picture = match_picture(pm, prepared[pm.i], prepared[pm.j], args.n_viz)
                 save_png(staging / f"{stem}.png", picture)
             pairs.append({"i": pm.i, "j": pm.j, "matches": len(pm)})
+        mask_names = [None if m is None else str(m) for m in masks] if masks else None
         extra = {"model": {"weights": str(args.weights)},
-                 "inputs": {"images": list(source.names), "masks": [str(m) for m in masks]
-                            if masks else None, "size": size, "graph": args.graph},
+                 "inputs": {"images": list(source.names), "masks": mask_names, "size": size,
+                            "graph": args.graph},
                  "match_options": asdict(options), "pairs": pairs}
         cli_options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
         write_scene_json(staging, "match", cli_options, extra)

@@ -93,6 +93,11 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     return PairPredictions(edges, ts1, ts2, result_groups, images=images)
 
 
+def requested_device(device: str | torch.device | None) -> torch.device:
+    """A user's `--device` choice, checked; None -> CUDA when available, else the CPU."""
+    return resolve_device(None, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def resolve_device(model: Any, device: str | torch.device | None) -> torch.device:
     """The device to run on: the requested one (checked), else the model's, else the CPU."""
     param = _first_parameter(model)

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from recon4d import models
 from recon4d.errors import InputError, Recon4dError
-from recon4d.inference.engine import autocast_context, infer_pairs, resolve_device
+from recon4d.inference.engine import autocast_context, infer_pairs, requested_device
 from recon4d.inference.graphs import make_pairs
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io import FrameSource, load_images
@@ -48,7 +47,7 @@ def run_network(source: FrameSource, *, weights: str = DEFAULT_WEIGHTS, size: in
     if size is not None and size % 16:
         raise Recon4dError(f"--size must be a multiple of 16 (512 or 224), got {size}")
     # check device and dtype before loading weights, which can take a while
-    device = resolve_device(None, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = requested_device(device)
     autocast_context(dtype, device)
     model = models.load_model(weights, device=device)
     config = getattr(model, "config", None)

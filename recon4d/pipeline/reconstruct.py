@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from recon4d import align
 from recon4d.align import SOLVERS
 from recon4d.align.known import KnownCameras
 from recon4d.errors import InputError, Recon4dError
-from recon4d.inference.engine import resolve_device
+from recon4d.inference.engine import requested_device
 from recon4d.inference.run import DEFAULT_WEIGHTS
 from recon4d.io import writers
 from recon4d.io.atomic import atomic_output_dir
@@ -83,7 +82,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
                            f"FILE or --oracle SCENE_DIR (got {', '.join(given) or 'none'})")
     _check_options(opts)
     check_output_folder(out_dir, "reconstruct")
-    device = resolve_device(None, opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = requested_device(opts.device)
     calib = cameras.read_calibration(opts.calib) if opts.calib is not None else None
     prepared = _prepare(input, predictions, oracle, opts, progress)
     timing = {"predict": time.perf_counter() - start}
