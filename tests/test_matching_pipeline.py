@@ -151,3 +151,15 @@ def test_cli_one_mask_is_recorded_as_null_and_missing_gpu_is_refused(cli, masks,
                   "--weights", str(CKPT), "--device", "cuda"])
         assert rc == 2 and "no CUDA GPU" in capsys.readouterr().err
         assert not (tmp_path / "gpu").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(dist="cosine"), "unknown dist 'cosine'"),
+    (dict(conf_mode="mean"), "unknown conf_mode 'mean'"),
+    (dict(mask_mode="pre"), "unknown mask_mode 'pre'"),
+    (dict(premask="pink"), "unknown premask 'pink'"),
+    (dict(subsample=0), "subsample must be >= 1, got 0"),
+])
+def test_bad_match_options_are_refused_before_any_work(options, message):
+    with pytest.raises(InputError, match=message):
+        MatchOptions(**options)

@@ -23,14 +23,22 @@ from recon4d.inference.engine import resolve_device
 from recon4d.io.images import is_image_name, load_images, upright_size
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.filters import (
+    CONF_MODES,
     descriptor_similarity,
     inside_border,
     match_confidence,
     relative_3d_error,
     sample,
 )
-from recon4d.matching.masks import MaskLike, erode_mask, mask_to_model, paint_background, read_mask
-from recon4d.matching.reciprocal import DEFAULT_BLOCK_SIZE, reciprocal_nn
+from recon4d.matching.masks import (
+    BACKGROUND_COLOURS,
+    MaskLike,
+    erode_mask,
+    mask_to_model,
+    paint_background,
+    read_mask,
+)
+from recon4d.matching.reciprocal import DEFAULT_BLOCK_SIZE, DISTANCES, reciprocal_nn
 from recon4d.matching.two_view import TwoView, two_view_geometry
 
 MASK_MODES = ("search", "post")
@@ -56,6 +64,19 @@ class MatchOptions:
     mask_erode: int = 0  # shrink masks by this many model pixels before matching
     premask: str | None = None  # also paint the background this colour before the network
     symmetric: bool = True  # average each image's descriptors over both pair orders
+
+    def __post_init__(self) -> None:
+        """Refuse unknown choices and bad counts now, not after the network has run."""
+        choices = {"dist": DISTANCES, "conf_mode": CONF_MODES, "mask_mode": MASK_MODES,
+                   "premask": (None, *BACKGROUND_COLOURS)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"unknown {name} {getattr(self, name)!r}; choose from "
+                                 f"{[a for a in allowed if a is not None]}")
+        for name, low in (("subsample", 1), ("min_seeds", 1), ("max_iter", 1), ("border", 0),
+                          ("mask_erode", 0)):
+            if getattr(self, name) < low:
+                raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
 
 
 @dataclass
@@ -125,8 +146,6 @@ def match_descriptors(pred1: dict, pred2: dict, mask1: torch.Tensor | None,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reciprocal matches of one pair's predictions (unbatched pred1/pred2 dicts), filtered:
     (xy1, xy2, conf, sim) on the CPU; the search runs on `device` (default: the maps')."""
-    if options.mask_mode not in MASK_MODES:
-        raise Recon4dError(f"mask mode must be one of {MASK_MODES}, got {options.mask_mode!r}")
     if "desc" not in pred1 or "desc" not in pred2:
         raise Recon4dError("the model gives no descriptors: matching needs a MASt3R checkpoint")
     desc1, desc2 = pred1["desc"], pred2["desc"]
