@@ -183,6 +183,11 @@ def test_folder_of_predictions_against_sintel(tmp_path, run_cli):
                          "--resize", "nearest", "--max-depth", "none")
     report = json.loads((tmp_path / "n.json").read_text())
     assert report["sequences"]["alley_2"]["depth"]["valid_pixels"] == depth.size
+    (tmp_path / "preds" / "alley_2").rename(tmp_path / "preds" / "bamboo_1")  # no name matches
+    code, _, stderr = run_cli(tmp_path / "preds", tmp_path / "sintel", "--out",
+                              tmp_path / "none.json")
+    assert code == 2 and "no prediction folder is named like a ground-truth sequence" in stderr
+    assert not (tmp_path / "none.json").exists()
 
 
 def test_frame_index_timestamps_are_not_matched_as_times(tmp_path, run_cli):

@@ -178,3 +178,10 @@ def test_resize_and_crop_geometry():
     assert crop_box((436, 1024), (208, 512), "crop") == (slice(10, 426), slice(0, 1024))
     assert crop_box((480, 854), (288, 512), "crop") == (slice(0, 480), slice(0, 853))
     assert crop_box((100, 300), (100, 100), "crop") == (slice(0, 100), slice(100, 200))
+
+
+def test_l1_fit_of_a_constant_prediction_puts_the_median_in_the_scale():
+    x = np.full(7, 2.0)
+    y = np.array([1.0, 3.0, 3.0, 4.0, 9.0, 9.0, 9.0])
+    s, t = fit_l1(x, y)
+    assert (s, t) == (2.0, 0.0)  # s * 2 = median 4: the least sum of absolute deviations

@@ -84,6 +84,9 @@ def fit_l1(x: np.ndarray, y: np.ndarray, rel_tol: float = 1e-13) -> tuple[float,
     """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     n = len(x)
+    if np.ptp(x) == 0:  # constant prediction: only s x + t matters; as fit_l2, put it in s
+        target = float(np.median(y))
+        return (target / x[0], 0.0) if x[0] != 0 else (0.0, target)
     prob = _LadProblem(x, y, ((n - 1) // 2, n // 2))
     shrink = bool(np.all(x > 0))
     center = fit_l2(x, y)[0]  # usually close: start with a narrow bracket around it

@@ -219,6 +219,9 @@ def pair_sequences(preds: dict[str, Path], gts: dict[str, Path], gt_dir: Path,
                              f"name one with --sequence (has {preview(gts)})")
         return [(name, folder, gts[name])], []
     pairs = [(name, folder, gts[name]) for name, folder in preds.items() if name in gts]
+    if not pairs:
+        raise InputError(f"no prediction folder is named like a ground-truth sequence: "
+                         f"predictions {preview(preds)}; {gt_dir} has {preview(gts)}")
     return pairs, [name for name in preds if name not in gts]
 
 
