@@ -222,6 +222,9 @@ def test_conflicting_inputs_and_bad_options_fail_cleanly(synth, tmp_path, capsys
                 "unknown output format(s) nope")
     run_failing(tmp_path, capsys, ["--oracle", str(folder), "--focal", "500", "--calib",
                                    "k.json"], "either --focal or --calib")
+    # checked before the (missing) predictions are even read
+    run_failing(tmp_path, capsys, ["--predictions", str(tmp_path / "absent.npz"), "--focal",
+                                   "-5"], "--focal must be a positive number of pixels")
 
 
 def test_never_replaces_its_own_input_or_another_commands_output(synth, tmp_path, capsys):

@@ -254,7 +254,7 @@ def test_surface_coords_are_the_same_for_the_same_point_in_two_frames(scene) -> 
 
 
 @pytest.mark.parametrize("kwargs", [dict(frames=1), dict(width=4), dict(movers=-1),
-                                    dict(trajectory="spiral"), dict(fps=0.0)])
+                                    dict(seed=-1), dict(trajectory="spiral"), dict(fps=0.0)])
 def test_bad_arguments_raise_clear_input_errors(kwargs) -> None:
     with pytest.raises(InputError, match="synthetic scene"):
         generate_scene(**{**dict(frames=2, width=16, height=16), **kwargs})

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from recon4d.commands.arguments import nonnegative_int
 from recon4d.io.scene_json import check_output_folder
 from recon4d.synthetic.scene import generate_scene
 from recon4d.synthetic.scene_io import write_scene
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=384)
     p.add_argument("--movers", type=int, default=2, help="number of independently moving boxes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--trajectory", choices=TRAJECTORIES, default="orbit",
                    help="camera path (rotation = pure rotation, a degenerate case)")
     p.add_argument("--fps", type=float, default=10.0)

@@ -127,6 +127,8 @@ def _check_options(opts: ReconstructOptions) -> None:
                            f"got {opts.conf_threshold}")
     if opts.focal is not None and opts.calib is not None:
         raise Recon4dError("give either --focal or --calib, not both")
+    if opts.focal is not None and not (np.isfinite(opts.focal) and opts.focal > 0):
+        raise Recon4dError(f"--focal must be a positive number of pixels, got {opts.focal}")
     if opts.formats is not None:
         unknown = [f for f in opts.formats if f not in writers.FORMATS]
         if unknown or not opts.formats:
@@ -163,11 +165,8 @@ def _known_cameras(prepared: inputs.PreparedInputs, focal: float | None,
 
 
 def _describe(scene: Scene, prepared: inputs.PreparedInputs) -> None:
-    """Attach frame names, timestamps and source geometry; refuse non-finite geometry."""
-    for name in ("depths", "intrinsics", "poses_c2w"):
-        if not np.isfinite(getattr(scene, name)).all():
-            raise Recon4dError(f"global alignment produced non-finite {name}; nothing was "
-                               "written (try --solver adam or a higher --conf-threshold)")
+    """Attach frame names, timestamps and source geometry (global_align refuses non-finite
+    geometry itself)."""
     if len(scene) != len(prepared.names):
         raise InputError(f"the predictions cover {len(scene)} images but {len(prepared.names)} "
                          "frames were given")

@@ -81,12 +81,13 @@ def _static_boxes(rng: np.random.Generator, count: int) -> list[Surfaces]:
     return boxes
 
 
-def _check_args(frames: int, width: int, height: int, movers: int, trajectory: str,
+def _check_args(frames: int, width: int, height: int, movers: int, seed: int, trajectory: str,
                 fps: float, hfov_deg: float) -> None:
     """Raise InputError naming the first bad generator argument."""
     problems = [(frames < 2, f"frames must be at least 2 (got {frames})"),
                 (width < 8 or height < 8, f"image must be at least 8x8 (got {width}x{height})"),
                 (movers < 0, f"movers must be >= 0 (got {movers})"),
+                (seed < 0, f"seed must be >= 0 (got {seed})"),
                 (trajectory not in TRAJECTORIES,
                  f"unknown trajectory {trajectory!r}; choose one of {', '.join(TRAJECTORIES)}"),
                 (not fps > 0, f"fps must be positive (got {fps})"),
@@ -105,7 +106,7 @@ def generate_scene(frames: int = 48, width: int = 512, height: int = 384, movers
     Movers alternate between ground boxes (slide and turn) and floating cubes (tumble); with
     `stops` each pauses once for 20-40 % of the sequence. The same arguments give identical arrays.
     """
-    _check_args(frames, width, height, movers, trajectory, fps, hfov_deg)
+    _check_args(frames, width, height, movers, seed, trajectory, fps, hfov_deg)
     times = np.arange(frames, dtype=np.float64) / fps
     duration = frames / fps
     # independent streams: changing one setting (e.g. frames) keeps the rest of the world the same
