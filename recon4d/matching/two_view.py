@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from recon4d.align.procrustes import weighted_umeyama
 from recon4d.errors import Recon4dError
 
 
@@ -37,21 +38,15 @@ class Similarity:
 
 def fit_similarity(src: torch.Tensor, dst: torch.Tensor,
                    weights: torch.Tensor | None = None) -> Similarity:
-    """Weighted least-squares similarity transform src -> dst (Umeyama), points (M, 3), M >= 3."""
+    """Weighted least-squares similarity transform src -> dst (Umeyama), points (M, 3), M >= 3.
+
+    Float64 results; degenerate inputs give scale 1 and the identity rotation
+    (`recon4d.align.procrustes.weighted_umeyama`).
+    """
     src, dst = src.double(), dst.double()
     w = torch.ones(src.shape[0], dtype=torch.float64) if weights is None else weights.double()
-    w = w / w.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    s0, d0 = src - mu_s, dst - mu_d
-    cov = (d0 * w[:, None]).T @ s0
-    u, sig, vt = torch.linalg.svd(cov)
-    sign = torch.ones(3, dtype=torch.float64)
-    sign[2] = torch.sign(torch.linalg.det(u @ vt))
-    rotation = u @ torch.diag(sign) @ vt
-    var_s = (w * (s0 * s0).sum(dim=1)).sum()
-    scale = float((sig * sign).sum() / var_s)
-    translation = mu_d - scale * rotation @ mu_s
-    return Similarity(scale, rotation, translation)
+    scale, rotation, translation = weighted_umeyama(src[None], dst[None], w[None])
+    return Similarity(float(scale[0]), rotation[0], translation[0])
 
 
 def robust_similarity(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor | None = None,
