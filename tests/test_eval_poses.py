@@ -104,7 +104,8 @@ def test_degenerate_and_bad_inputs():
 # --- TUM files and quaternions -------------------------------------------------------------
 
 def test_quaternions_match_scipy():
-    rot = Rotation.random(500, random_state=3)
+    special = Rotation.from_rotvec(np.pi * np.eye(3))  # 180 degrees: the unstable branches
+    rot = Rotation.concatenate([Rotation.random(500, random_state=3), special])
     quat = rot.as_quat()
     quat *= np.sign(quat[:, 3:])
     np.testing.assert_allclose(matrix_to_quat(rot.as_matrix()), quat, atol=1e-12)

@@ -11,10 +11,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from recon4d.errors import InputError
+from recon4d.eval.trajectory import Trajectory, write_tum
 from recon4d.io.atomic import atomic_output_dir
 from recon4d.io.scene_json import write_scene_json
 from recon4d.synthetic.scene import SyntheticScene
-from recon4d.synthetic.transforms import rotation_to_quaternion
 
 # file layout, also recorded in scene.json; {i} is the frame index as 6 digits
 LAYOUT = {
@@ -37,13 +37,6 @@ CONTENT = "recon4d-synthetic-scene"  # scene.json "content" of a synthetic scene
 
 def _name(i: int) -> str:
     return f"{i:06d}"
-
-
-def tum_lines(timestamps: np.ndarray, poses_c2w: np.ndarray) -> str:
-    """TUM trajectory text, one `t tx ty tz qx qy qz qw` line per pose."""
-    quat = rotation_to_quaternion(poses_c2w[:, :3, :3])
-    rows = np.concatenate([timestamps[:, None], poses_c2w[:, :3, 3], quat], axis=1)
-    return "".join(" ".join(f"{v:.9f}" for v in row) + "\n" for row in rows)
 
 
 def write_scene(scene: SyntheticScene, folder: str | os.PathLike, progress: bool = False) -> Path:
@@ -70,7 +63,7 @@ def write_scene(scene: SyntheticScene, folder: str | os.PathLike, progress: bool
         np.save(out / "intrinsics.npy", scene.intrinsics.astype(np.float64))
         np.save(out / "timestamps.npy", scene.timestamps.astype(np.float64))
         np.save(out / "object_poses.npy", scene.object_poses.astype(np.float64))
-        (out / "trajectory_tum.txt").write_text(tum_lines(scene.timestamps, scene.poses_c2w))
+        write_tum(out / "trajectory_tum.txt", Trajectory(scene.timestamps, scene.poses_c2w))
         height, width = scene.shape
         write_scene_json(out, "synth", scene.params, extra={
             "content": CONTENT, "seed": scene.seed, "frames": scene.num_frames,

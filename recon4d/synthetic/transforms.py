@@ -72,28 +72,3 @@ def project(points: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.
         uvw = points @ intrinsics.T
         uv = uvw[..., :2] / uvw[..., 2:3]
     return uv, z
-
-
-def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) as (qx, qy, qz, qw) with qw >= 0, from rotations (..., 3, 3)."""
-    r = np.asarray(rotation, dtype=np.float64)
-    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    # squared magnitudes of each component (Shepperd): pick the largest for a stable division
-    cand = np.stack([1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22,
-                     1 + m00 + m11 + m22], axis=-1)
-    best = np.argmax(cand, axis=-1)
-    big = 0.5 * np.sqrt(np.take_along_axis(cand, best[..., None], axis=-1)[..., 0])
-    sums = {  # 4 * q_a * q_b for every pair of components
-        (0, 1): r[..., 0, 1] + r[..., 1, 0], (0, 2): r[..., 0, 2] + r[..., 2, 0],
-        (1, 2): r[..., 1, 2] + r[..., 2, 1], (0, 3): r[..., 2, 1] - r[..., 1, 2],
-        (1, 3): r[..., 0, 2] - r[..., 2, 0], (2, 3): r[..., 1, 0] - r[..., 0, 1],
-    }
-    quat = np.zeros(r.shape[:-2] + (4,))
-    for k in range(4):
-        sel = best == k
-        quat[sel, k] = big[sel]
-        for other in range(4):
-            if other != k:
-                quat[sel, other] = sums[tuple(sorted((k, other)))][sel] / (4 * big[sel])
-    quat *= np.where(quat[..., 3:4] < 0, -1.0, 1.0)
-    return quat / np.linalg.norm(quat, axis=-1, keepdims=True)
