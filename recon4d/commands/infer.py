@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 from recon4d.commands.arguments import add_frame_arguments, add_network_arguments
-from recon4d.inference.run import model_summary, run_network
+from recon4d.inference.run import run_network
 from recon4d.io import collect_frames
 from recon4d.io.atomic import atomic_output_dir
 from recon4d.io.scene_json import check_output_folder, write_scene_json
@@ -39,17 +38,11 @@ def run(args: argparse.Namespace) -> int:
     net = run_network(source, weights=args.weights, size=args.size, graph=args.graph,
                       prefilter=args.prefilter, symmetrize=not args.no_symmetrize,
                       batch_size=args.batch_size, device=args.device, dtype=args.dtype)
-    preds, config, size, graph, edges = net.predictions, net.config, net.size, net.graph, net.edges
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
-    extra: dict[str, Any] = {
-        "model": model_summary(args.weights, config),
-        "inputs": {"source": source.input, "frames": len(source), "size": size,
-                   "graph": graph, "pairs": len(edges)},
-    }
     with atomic_output_dir(out) as staging:
-        preds.save_npz(staging / PREDICTIONS_FILE)
-        write_scene_json(staging, "infer", options, extra)
+        net.predictions.save_npz(staging / PREDICTIONS_FILE)
+        write_scene_json(staging, "infer", options, net.record())
     seconds = time.perf_counter() - start
-    print(f"recon4d infer: {len(source)} frames, {len(edges)} pairs, {seconds:.1f} s "
+    print(f"recon4d infer: {len(source)} frames, {len(net.predictions)} pairs, {seconds:.1f} s "
           f"-> {out / PREDICTIONS_FILE}")
     return 0

@@ -27,7 +27,15 @@ class NetworkRun:
     config: ModelConfig | None
     size: int
     graph: str
-    edges: np.ndarray
+    source: FrameSource
+    weights: str
+
+    def record(self) -> dict[str, Any]:
+        """The "inputs" and "model" entries of scene.json for this run."""
+        return {"inputs": {"source": self.source.input, "frames": len(self.source),
+                           "size": self.size, "graph": self.graph,
+                           "pairs": len(self.predictions)},
+                "model": model_summary(self.weights, self.config)}
 
 
 def run_network(source: FrameSource, *, weights: str = DEFAULT_WEIGHTS, size: int | None = None,
@@ -60,7 +68,7 @@ def run_network(source: FrameSource, *, weights: str = DEFAULT_WEIGHTS, size: in
     preds.image_names = list(source.names)
     preds.timestamps = source.timestamps
     return NetworkRun(preds, config if isinstance(config, ModelConfig) else None, size, graph,
-                      edges)
+                      source, weights)
 
 
 def _require_same_shape(views: list[dict], source: FrameSource) -> None:

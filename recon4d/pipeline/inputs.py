@@ -16,7 +16,7 @@ import numpy as np
 
 from recon4d.errors import InputError
 from recon4d.inference import PairPredictions, infer_pairs, make_pairs
-from recon4d.inference.run import model_summary, resolve_graph, run_network
+from recon4d.inference.run import resolve_graph, run_network
 from recon4d.io import collect_frames
 from recon4d.pipeline.cameras import frame_geometry
 from recon4d.synthetic import OracleModel, load_scene
@@ -47,12 +47,9 @@ def from_frames(input: str | os.PathLike, *, weights: str, size: int | None, gra
                       symmetrize=symmetrize, batch_size=batch_size, device=device, dtype=dtype,
                       same_shape=True, progress=progress)
     sizes, crops = frame_geometry(source.frames, net.size)
-    record = {"inputs": {"source": source.input, "frames": len(source), "size": net.size,
-                         "graph": net.graph, "pairs": len(net.edges)},
-              "model": model_summary(weights, net.config)}
     files = source.frames if all(isinstance(f, Path) for f in source.frames) else None
     return PreparedInputs(net.predictions, np.asarray(net.predictions.images), list(source.names),
-                          source.timestamps, sizes, crops, files, record)
+                          source.timestamps, sizes, crops, files, net.record())
 
 
 def from_npz(path: str | os.PathLike) -> PreparedInputs:
