@@ -1,7 +1,8 @@
 """The dense alignment objective: confidence weights, edge chunks and the loss itself.
 
 L = sum_e sum_pix w_i |X_i - S_e P_i^e| + w_j |X_j - S_e P_j^e|, divided by the total pixel count
-of the first views (E H W), with w = transform(C) (default log C) and S_e the edge similarity.
+of the first views (E H W), with w = log C (the reference's default confidence transform) and
+S_e the edge similarity.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from torch import Tensor
 from recon4d.align.geometry import transform_points
 from recon4d.align.inputs import PairData
 
-CONF_TRANSFORMS = ("log", "sqrt", "m1", "id")
-DEFAULT_CHUNK_PIXELS = 1 << 21  # pixels of one side per edge chunk: bounds temporary memory
+CHUNK_PIXELS = 1 << 21  # pixels of one side per edge chunk: bounds temporary memory
 
 
 @dataclass
@@ -35,31 +35,18 @@ class EdgeChunk:
 class Objective:
     """Access to the pair data in memory-bounded edge chunks, with confidence weights."""
 
-    def __init__(self, data: PairData, conf_transform: str = "log",
-                 chunk_pixels: int = DEFAULT_CHUNK_PIXELS) -> None:
-        if conf_transform not in CONF_TRANSFORMS:
-            raise ValueError(f"conf_transform must be one of {CONF_TRANSFORMS}, "
-                             f"not {conf_transform!r}")
+    def __init__(self, data: PairData) -> None:
         self.data = data
-        self.conf_transform = conf_transform
-        self.chunk = max(1, chunk_pixels // (data.height * data.width))
+        self.chunk = max(1, CHUNK_PIXELS // (data.height * data.width))
         # a confidence of exactly 1 everywhere gives no weight at all: fall back to uniform
         self.uniform = False
         self.uniform = not any(float(c.w_i.sum() + c.w_j.sum()) > 0 for c in self.chunks())
 
     def weights(self, conf: Tensor) -> Tensor:
-        """Per-pixel weights from raw confidences (never negative)."""
+        """Per-pixel weights log C from raw confidences (never negative)."""
         if self.uniform:
             return torch.ones_like(conf)
-        if self.conf_transform == "log":
-            w = torch.log(conf)
-        elif self.conf_transform == "sqrt":
-            w = torch.sqrt(conf.clamp(min=0))
-        elif self.conf_transform == "m1":
-            w = conf - 1
-        else:
-            w = conf
-        return w.clamp(min=0)
+        return torch.log(conf).clamp(min=0)
 
     @property
     def norm(self) -> float:

@@ -36,8 +36,7 @@ def point_moments(src: Tensor, dst: Tensor, weights: Tensor) -> PairMoments:
     return PairMoments(total, mean_src, mean_dst, cross, var_src)
 
 
-def umeyama_from_moments(mom: PairMoments, with_scale: bool = True
-                         ) -> tuple[Tensor, Tensor, Tensor]:
+def umeyama_from_moments(mom: PairMoments) -> tuple[Tensor, Tensor, Tensor]:
     """(scale (B,), R (B, 3, 3), t (B, 3)) minimising sum w |s R src + t - dst|^2.
 
     Degenerate inputs (no weight, all sources at one point) give the identity rotation and
@@ -51,16 +50,12 @@ def umeyama_from_moments(mom: PairMoments, with_scale: bool = True
     degenerate = (sing.sum(-1) <= 1e-300) | (mom.var_src <= 1e-300)
     eye = torch.eye(3, dtype=rot.dtype, device=rot.device).expand_as(rot)
     rot = torch.where(degenerate[:, None, None], eye, rot)
-    if with_scale:
-        scale = (sing * flip).sum(-1) / mom.var_src.clamp(min=1e-300)
-        scale = torch.where(degenerate | (scale <= 0), torch.ones_like(scale), scale)
-    else:
-        scale = torch.ones_like(sing[:, 0])
+    scale = (sing * flip).sum(-1) / mom.var_src.clamp(min=1e-300)
+    scale = torch.where(degenerate | (scale <= 0), torch.ones_like(scale), scale)
     trans = mom.mean_dst - scale[:, None] * (rot @ mom.mean_src[..., None])[..., 0]
     return scale, rot, trans
 
 
-def weighted_umeyama(src: Tensor, dst: Tensor, weights: Tensor, with_scale: bool = True
-                     ) -> tuple[Tensor, Tensor, Tensor]:
-    """Similarity (or rigid) transform of (B, M, 3) `src` onto `dst`, weighted; float64 results."""
-    return umeyama_from_moments(point_moments(src, dst, weights), with_scale)
+def weighted_umeyama(src: Tensor, dst: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Similarity transform of (B, M, 3) `src` onto `dst`, weighted; float64 results."""
+    return umeyama_from_moments(point_moments(src, dst, weights))

@@ -33,13 +33,6 @@ def _sides(c):
     return ((0, c.idx_i, c.pts_i, c.w_i), (1, c.idx_j, c.pts_j, c.w_j))
 
 
-def _irls(world: Tensor, idx: Tensor, pred: Tensor, w: Tensor, delta: float
-          ) -> tuple[Tensor, Tensor]:
-    """IRLS weights and the L1 cost contribution of one side of an edge chunk."""
-    dist = (world[idx] - pred).norm(dim=-1)
-    return w / dist.clamp(min=delta), (w * dist).sum()
-
-
 def _moments_pass(obj: Objective, state: AlignState, delta: float) -> tuple[TermMoments, float]:
     """Moments of z = (camera point, pair point) per (edge, side) under IRLS weights; L1 loss.
 
@@ -49,7 +42,7 @@ def _moments_pass(obj: Objective, state: AlignState, delta: float) -> tuple[Term
     n_edges = obj.data.n_edges
     cam = state.cam_points().reshape(state.depths.shape[0], -1, 3)
     raw = torch.zeros(n_edges, 2, 7, 7, dtype=torch.float64)
-    loss = 0.0
+    loss = torch.zeros((), dtype=torch.float64)
     for c in obj.chunks():
         s, r, t = state.pw_scale[c.sl], state.pw_rot[c.sl], state.pw_trans[c.sl]
         for side, idx, pts, w in _sides(c):
@@ -59,31 +52,28 @@ def _moments_pass(obj: Objective, state: AlignState, delta: float) -> tuple[Term
                              (state.trans[idx] - t)[:, None]), dim=1).float()  # (k, 7, 3)
             dist = torch.bmm(z, lin).norm(dim=-1)
             om = w / dist.clamp(min=delta)
-            loss += float((w * dist).sum())
+            loss += (w * dist).sum()
             raw[c.sl, side] = ((z * om[..., None]).transpose(1, 2) @ z).double()
     weight = raw[..., 6, 6]
     mean = raw[..., :6, 6] / weight.clamp(min=1e-30)[..., None]
     scatter = raw[..., :6, :6] - weight[..., None, None] * mean[..., :, None] * mean[..., None, :]
-    return TermMoments(weight, mean, scatter), loss / obj.norm
+    return TermMoments(weight, mean, scatter), float(loss) / obj.norm
 
 
-def _targets_pass(obj: Objective, state: AlignState, delta: float
-                  ) -> tuple[Tensor, Tensor, float]:
-    """IRLS-weighted mean of S_e P over the edges of every pixel, its total weight; L1 loss."""
+def _targets_pass(obj: Objective, state: AlignState, delta: float) -> tuple[Tensor, Tensor]:
+    """IRLS-weighted mean of S_e P over the edges of every pixel, and its total weight."""
     n, h, w = state.depths.shape
     world = state.world_points().reshape(n, -1, 3)
     acc = torch.zeros_like(world)
     wsum = torch.zeros(n, h * w, dtype=world.dtype)
-    loss = 0.0
     for c in obj.chunks():
         s, r, t = state.pw_scale[c.sl], state.pw_rot[c.sl], state.pw_trans[c.sl]
         for _, idx, pts, wt in _sides(c):
             pred = transform_points(r, t, pts, s)
-            om, part = _irls(world, idx, pred, wt, delta)
-            loss += float(part)
+            om = wt / (world[idx] - pred).norm(dim=-1).clamp(min=delta)
             acc.index_add_(0, idx, om[..., None] * pred)
             wsum.index_add_(0, idx, om)
-    return acc / wsum.clamp(min=1e-30)[..., None], wsum, loss / obj.norm
+    return acc / wsum.clamp(min=1e-30)[..., None], wsum
 
 
 def solve_fast(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal: bool,
@@ -124,7 +114,7 @@ def solve_fast(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal:
         state.rot, state.trans, (state.pw_scale, state.pw_rot, state.pw_trans) = solve_poses(
             moments, edges, state.rot, state.trans, fixed_pose, scale_pull=pull)
         gauge()
-        targets, wsum, _ = _targets_pass(obj, state, delta)
+        targets, wsum = _targets_pass(obj, state, delta)
         for start in range(0, n, per_chunk):
             sl = slice(start, start + per_chunk)
             state.rot[sl], state.trans[sl], state.focals[sl], state.depths[sl] = fit_cameras(
