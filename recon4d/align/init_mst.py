@@ -140,6 +140,31 @@ def pairwise_similarities(data: PairData, world: Tensor, objective: Objective,
     return umeyama_from_moments(cat)
 
 
+def initial_intrinsics(data: PairData, priors: CameraPriors, own: Tensor
+                       ) -> tuple[Tensor, Tensor]:
+    """(focals, pps): the known ones, else Weiszfeld on each image's own-frame prediction
+    (kept within FOCAL_RANGE) with the principal point at the image centre."""
+    if priors.focals is not None:
+        return priors.focals.clone(), priors.pps.clone()
+    pps = torch.tensor([data.width / 2, data.height / 2], dtype=torch.float64)
+    pps = pps.repeat(data.n_images, 1)
+    focals = estimate_focal(data.pts_i[own], pps.float(), min_focal=FOCAL_RANGE[0],
+                            max_focal=FOCAL_RANGE[1]).double()
+    return focals, pps
+
+
+def initial_state(rot: Tensor, trans: Tensor, focals: Tensor, pps: Tensor,
+                  depths: Tensor) -> AlignState:
+    """A state with non-positive or non-finite depths replaced by the median valid depth and no
+    edge similarities yet."""
+    good = torch.isfinite(depths) & (depths > 0)
+    fill = depths[good].median() if good.any() else depths.new_tensor(1.0)
+    f64 = torch.float64
+    return AlignState(rot, trans, focals, pps, torch.where(good, depths, fill).contiguous(),
+                      torch.empty(0, dtype=f64), torch.empty(0, 3, 3, dtype=f64),
+                      torch.empty(0, 3, dtype=f64))
+
+
 def mst_init(data: PairData, priors: CameraPriors, objective: Objective) -> AlignState:
     """The reference's `mst` initialisation (see the module doc of `recon4d.align`).
 
@@ -148,7 +173,7 @@ def mst_init(data: PairData, priors: CameraPriors, objective: Objective) -> Alig
     prediction unless known. The world is then moved onto known poses, and scaled so that the
     geometric mean of the pairwise scales is 0.5 when no pose is known.
     """
-    n, h, w = data.n_images, data.height, data.width
+    n = data.n_images
     scores = edge_scores(data)
     tree = maximum_spanning_tree(data.edges, scores, n)
     own = best_own_edges(data, scores)
@@ -162,21 +187,10 @@ def mst_init(data: PairData, priors: CameraPriors, objective: Objective) -> Alig
         for k, m in enumerate(missing):
             rot_list[m], trans_list[m] = r[k], t[k]
     rot, trans = torch.stack(rot_list), torch.stack(trans_list)
-    if priors.focals is not None:
-        focals, pps = priors.focals.clone(), priors.pps.clone()
-    else:
-        pps = torch.tensor([w / 2, h / 2], dtype=torch.float64).repeat(n, 1)
-        focals = estimate_focal(data.pts_i[own], pps.float(), min_focal=FOCAL_RANGE[0],
-                                max_focal=FOCAL_RANGE[1]).double()
+    focals, pps = initial_intrinsics(data, priors, own)
     cam = transform_points(rot.transpose(1, 2), -(rot.transpose(1, 2) @ trans[..., None])[..., 0],
                            world)
-    depths = cam[..., 2]
-    good = torch.isfinite(depths) & (depths > 0)
-    fill = depths[good].median() if good.any() else depths.new_tensor(1.0)
-    depths = torch.where(good, depths, fill)
-    f64 = torch.float64
-    state = AlignState(rot, trans, focals, pps, depths.contiguous(), torch.empty(0, dtype=f64),
-                       torch.empty(0, 3, 3, dtype=f64), torch.empty(0, 3, dtype=f64))
+    state = initial_state(rot, trans, focals, pps, cam[..., 2])
     if priors.n_known_poses:
         sim = similarity_to_known(state.rot, state.trans, priors)
         state.apply_similarity(*sim)

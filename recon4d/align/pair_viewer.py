@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from recon4d.align.focal import FOCAL_RANGE, estimate_focal
-from recon4d.align.init_mst import best_own_edges, edge_scores, pairwise_similarities
+from recon4d.align.init_mst import (
+    best_own_edges,
+    edge_scores,
+    initial_intrinsics,
+    initial_state,
+    pairwise_similarities,
+)
 from recon4d.align.inputs import PairData
 from recon4d.align.known import CameraPriors
 from recon4d.align.objective import Objective
@@ -42,17 +47,7 @@ def pair_view(data: PairData, priors: CameraPriors, objective: Objective) -> Ali
     depths = torch.empty(2, data.height, data.width)
     depths[a] = data.pts_i[e, ..., 2]
     depths[b] = float(scale[0]) * data.pts_i[back, ..., 2]
-    if priors.focals is not None:
-        focals, pps = priors.focals.clone(), priors.pps.clone()
-    else:
-        pps = torch.tensor([data.width / 2, data.height / 2], dtype=f64).repeat(2, 1)
-        focals = estimate_focal(data.pts_i[own], pps.float(), min_focal=FOCAL_RANGE[0],
-                                max_focal=FOCAL_RANGE[1]).double()
-    good = torch.isfinite(depths) & (depths > 0)
-    fill = depths[good].median() if good.any() else depths.new_tensor(1.0)
-    state = AlignState(rots, transl, focals, pps, torch.where(good, depths, fill),
-                       torch.empty(0, dtype=f64), torch.empty(0, 3, 3, dtype=f64),
-                       torch.empty(0, 3, dtype=f64))
+    state = initial_state(rots, transl, *initial_intrinsics(data, priors, own), depths)
     state.pw_scale, state.pw_rot, state.pw_trans = pairwise_similarities(
         data, state.world_points(), objective)
     return state
