@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from recon4d.cli import main
+from recon4d.errors import InputError
 from recon4d.eval import pose_metrics, read_tum
 from recon4d.inference import make_pairs
 from recon4d.pipeline import ReconstructOptions, reconstruct
@@ -184,7 +185,7 @@ def test_calibration_file_forms(tmp_path):
     path.write_text(json.dumps([[1, 0, 2], [0, 1, 3], [0, 0, 1]]))
     assert read_calibration(path)[1, 2] == 3
     path.write_text(json.dumps({"K": [[1, 2], [3, 4]]}))
-    with pytest.raises(Exception, match="c.json: expected"):
+    with pytest.raises(InputError, match="c.json: expected"):
         read_calibration(path)
 
 
