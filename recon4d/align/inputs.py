@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from recon4d.errors import InputError
-from recon4d.inference.predictions import PairPredictions, img_to_uint8
+from recon4d.inference.predictions import PairPredictions, images_from_views
 
 
 @dataclass
@@ -84,25 +84,6 @@ def _get(d: Mapping[str, Any], section: str, key: str, source: str) -> Any:
     return d[section][key]
 
 
-def _images_from_views(views: list[tuple[Tensor, Mapping[str, Any]]], n: int
-                       ) -> Tensor | None:
-    """(N, H, W, 3) uint8 colours from the views' `img` (-1..1, E x 3 x H x W), if all present."""
-    images: list[Tensor | None] = [None] * n
-    for idx, view in views:
-        if "img" not in view:
-            return None
-        img = torch.as_tensor(np.asarray(view["img"]) if not isinstance(view["img"], Tensor)
-                              else view["img"])
-        if img.ndim != 4 or img.shape[0] != idx.numel() or img.shape[1] != 3:
-            return None
-        for k, i in enumerate(idx.tolist()):
-            if images[i] is None:
-                images[i] = img[k]
-    if any(im is None for im in images):
-        return None
-    return torch.from_numpy(np.stack([img_to_uint8(im) for im in images]))
-
-
 def as_pair_data(predictions: Any, source: str = "predictions",
                  device: torch.device | str = "cpu") -> PairData:
     """Validate and normalise pair predictions into `PairData`.
@@ -170,7 +151,9 @@ def as_pair_data(predictions: Any, source: str = "predictions",
                              f" got {tuple(images.shape)}")
         images = images.to(torch.uint8)
     else:
-        images = _images_from_views([(idx_i, d["view1"]), (idx_j, d["view2"])], n_images)
+        found = images_from_views(d["view1"], d["view2"],
+                                  torch.stack((idx_i, idx_j), dim=1).numpy())
+        images = torch.from_numpy(found) if isinstance(found, np.ndarray) else None
     f32 = {"dtype": torch.float32, "device": device}
     return PairData(edges=torch.stack((idx_i, idx_j), dim=1).to(device),
                     pts_i=pts_i.to(**f32), pts_j=pts_j.to(**f32), conf_i=conf_i.to(**f32),

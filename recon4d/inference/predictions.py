@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,7 @@ class PairPredictions:
         ts2 = _shapes(d["view2"]["true_shape"])
         groups = [ShapeGroup(index, _take(d["pred1"], index), _take(d["pred2"], index))
                   for index in group_by_shape(ts1, ts2)]
-        images = _images_from_views(d["view1"], d["view2"], edges)
+        images = images_from_views(d["view1"], d["view2"], edges)
         return cls(edges, ts1, ts2, groups, images=images)
 
     def save_npz(self, path: str | os.PathLike) -> None:
@@ -275,17 +276,24 @@ def _take(pred: dict[str, Any], index: np.ndarray) -> dict[str, torch.Tensor]:
     return out
 
 
-def _images_from_views(view1: dict, view2: dict, edges: np.ndarray) -> list[np.ndarray] | None:
-    """uint8 images recovered from the views' `img`, or None if absent or some index unused."""
+def images_from_views(view1: Mapping[str, Any], view2: Mapping[str, Any],
+                      edges: np.ndarray) -> Images | None:
+    """uint8 images recovered from the views' `img` (E entries of 3 x H x W in -1..1, tensors or
+    arrays), or None if absent, malformed or some image index unused."""
     if "img" not in view1 or "img" not in view2 or len(edges) == 0:
         return None
     num = int(edges.max()) + 1
     found: dict[int, torch.Tensor] = {}
     for side, view in ((0, view1), (1, view2)):
+        if len(view["img"]) != len(edges):
+            return None
         for e, i in enumerate(edges[:, side].tolist()):
             if i not in found:
-                img = view["img"][e]
-                found[i] = img[0] if img.ndim == 4 else img
+                img = torch.as_tensor(view["img"][e])
+                img = img[0] if img.ndim == 4 else img
+                if img.ndim != 3 or img.shape[0] != 3:
+                    return None
+                found[i] = img
     if len(found) < num:
         return None
     images = [img_to_uint8(found[i]) for i in range(num)]
