@@ -38,6 +38,9 @@ class Scene:
 
     def points_cam(self) -> np.ndarray:
         """(N, H, W, 3) float32 points in each camera's frame (depth times pixel ray)."""
+        return self._points_cam64().astype(np.float32)
+
+    def _points_cam64(self) -> np.ndarray:
         n, h, w = self.depths.shape
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
         fx, fy = self.intrinsics[:, 0, 0], self.intrinsics[:, 1, 1]
@@ -45,10 +48,10 @@ class Scene:
         rx = (xs[None] - cx[:, None, None]) / fx[:, None, None]
         ry = (ys[None] - cy[:, None, None]) / fy[:, None, None]
         rays = np.stack([rx, ry, np.ones_like(rx)], axis=-1)
-        return (rays * self.depths[..., None]).astype(np.float32)
+        return rays * self.depths[..., None]
 
     def points_world(self) -> np.ndarray:
         """(N, H, W, 3) float32 points in the world frame."""
-        pc = self.points_cam().astype(np.float64)
+        pc = self._points_cam64()
         rot, trans = self.poses_c2w[:, :3, :3], self.poses_c2w[:, :3, 3]
         return (np.einsum("nij,nhwj->nhwi", rot, pc) + trans[:, None, None]).astype(np.float32)

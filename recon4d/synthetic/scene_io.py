@@ -14,6 +14,7 @@ from recon4d.errors import InputError
 from recon4d.eval.trajectory import Trajectory, write_tum
 from recon4d.io.atomic import atomic_output_dir
 from recon4d.io.scene_json import write_scene_json
+from recon4d.io.writers.files import frame_stem
 from recon4d.synthetic.scene import SyntheticScene
 
 # file layout, also recorded in scene.json; {i} is the frame index as 6 digits
@@ -35,10 +36,6 @@ LAYOUT = {
 CONTENT = "recon4d-synthetic-scene"  # scene.json "content" of a synthetic scene folder
 
 
-def _name(i: int) -> str:
-    return f"{i:06d}"
-
-
 def write_scene(scene: SyntheticScene, folder: str | os.PathLike, progress: bool = False) -> Path:
     """Write `scene` to `folder` (see LAYOUT); the folder appears only once complete."""
     folder = Path(folder)
@@ -47,7 +44,7 @@ def write_scene(scene: SyntheticScene, folder: str | os.PathLike, progress: bool
                     "scene_flow_fwd"):
             (out / sub).mkdir()
         for i in tqdm(range(scene.num_frames), desc="writing", unit="frame", disable=not progress):
-            n = _name(i)
+            n = frame_stem(i)
             Image.fromarray(scene.rgb[i]).save(out / "rgb" / f"{n}.png")
             np.save(out / "depth" / f"{n}.npy", scene.depth[i].astype(np.float32))
             Image.fromarray(scene.dynamic_mask[i].astype(np.uint8) * 255).save(
@@ -106,7 +103,7 @@ def load_scene(folder: str | os.PathLike) -> SyntheticScene:
     n, hw = frames, (height, width)
 
     def per_frame(sub: str, ext: str, count: int, shape: tuple, dtype: str) -> np.ndarray:
-        return np.stack([_read_array(folder / sub / f"{_name(i)}.{ext}", shape, dtype)
+        return np.stack([_read_array(folder / sub / f"{frame_stem(i)}.{ext}", shape, dtype)
                          for i in range(count)]) if count else np.zeros((0,) + shape, dtype)
 
     return SyntheticScene(

@@ -20,10 +20,10 @@ from recon4d.errors import InputError
 from recon4d.io.atomic import atomic_path, atomic_write_text
 from recon4d.io.pixels import intrinsics_to_source
 from recon4d.io.writers.files import frame_stem, save_png
+from recon4d.io.writers.glb import OPENCV_TO_OPENGL
 from recon4d.io.writers.intrinsics import original_cameras
 from recon4d.scene import Scene
 
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 EXIF_ORIENTATION = 0x0112
 
 
