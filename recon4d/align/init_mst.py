@@ -40,8 +40,9 @@ def maximum_spanning_tree(edges: Tensor, scores: Tensor, n_images: int) -> list[
     """
     parent = list(range(n_images))
     tree = []
+    pairs = edges.tolist()  # one transfer: the loop below runs on Python ints
     for e in torch.argsort(scores, descending=True, stable=True).tolist():
-        i, j = (int(v) for v in edges[e])
+        i, j = pairs[e]
         ri, rj = _find(parent, i), _find(parent, j)
         if ri != rj:
             parent[ri] = rj
@@ -59,17 +60,15 @@ def maximum_spanning_tree(edges: Tensor, scores: Tensor, n_images: int) -> list[
 def best_own_edges(data: PairData, scores: Tensor) -> Tensor:
     """For each image, the best-scoring edge where it is the first view (its own camera frame)."""
     n = data.n_images
-    best = torch.full((n,), -1, dtype=torch.long)
-    best_score = torch.full((n,), -torch.inf, dtype=torch.float64)
-    for e in range(data.n_edges):
-        i = int(data.edges[e, 0])
-        if scores[e] > best_score[i]:
-            best[i], best_score[i] = e, scores[e]
-    missing = (best < 0).nonzero().flatten().tolist()
+    best, best_score = [-1] * n, [-float("inf")] * n
+    for e, (i, score) in enumerate(zip(data.edges[:, 0].tolist(), scores.tolist(), strict=True)):
+        if score > best_score[i]:
+            best[i], best_score[i] = e, score
+    missing = [k for k in range(n) if best[k] < 0]
     if missing:
         raise InputError(f"images {missing} are never the first view of a pair, so their own "
                          "camera frame is unknown; use a symmetric pair graph")
-    return best
+    return torch.tensor(best, dtype=torch.long)
 
 
 def _place_along_tree(data: PairData, tree: list[int]
@@ -80,14 +79,15 @@ def _place_along_tree(data: PairData, tree: list[int]
     world: list[Tensor | None] = [None] * n
     rot: list[Tensor | None] = [None] * n
     trans: list[Tensor | None] = [None] * n
-    i, j = (int(v) for v in data.edges[tree[0]])
+    pairs = data.edges.tolist()
+    i, j = pairs[tree[0]]
     world[i], world[j] = data.pts_i[tree[0]], data.pts_j[tree[0]]
     rot[i], trans[i] = torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
     pending = tree[1:]
     while pending:
         deferred = []
         for e in pending:
-            i, j = (int(v) for v in data.edges[e])
+            i, j = pairs[e]
             if world[i] is not None:
                 src, dst, wgt, other_pts, other = (data.pts_i[e], world[i], data.conf_i[e],
                                                    data.pts_j[e], j)
