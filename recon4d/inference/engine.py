@@ -21,7 +21,9 @@ from recon4d.inference.predictions import (
     PairPredictions,
     ShapeGroup,
     group_by_shape,
+    group_rows,
     img_to_uint8,
+    stack_if_uniform,
 )
 from recon4d.models.config import ModelConfig
 
@@ -65,11 +67,7 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
         return auto_batch_size(int(height), int(width), config, device, trunk_bytes)
 
     batches = plan_batches(edges, groups, group_batch_size)
-    group_of = np.empty(len(edges), dtype=np.int64)
-    row_of = np.empty(len(edges), dtype=np.int64)
-    for g, index in enumerate(groups):
-        group_of[index] = g
-        row_of[index] = np.arange(len(index))
+    group_of, row_of = group_rows(groups, len(edges))
     stores: list[dict[str, dict[str, torch.Tensor]] | None] = [None] * len(groups)
     with torch.no_grad(), tqdm(total=len(edges), unit="pair", desc="pairs",
                                disable=not progress) as bar:
@@ -170,5 +168,4 @@ def _view_images(views: Sequence[dict]) -> np.ndarray | list[np.ndarray] | None:
     """
     if not all(isinstance(v.get("img"), torch.Tensor) for v in views):
         return None
-    images = [img_to_uint8(v["img"][0]) for v in views]
-    return np.stack(images) if len({im.shape for im in images}) == 1 else images
+    return stack_if_uniform([img_to_uint8(v["img"][0]) for v in views])

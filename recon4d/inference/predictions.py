@@ -59,11 +59,8 @@ class PairPredictions:
         covered = np.concatenate([g.edge_index for g in self.groups] + [np.zeros(0, np.int64)])
         if not np.array_equal(np.sort(covered), np.arange(num)):
             raise ValueError("shape groups must cover every edge exactly once")
-        self._group_of = np.zeros(num, dtype=np.int64)
-        self._row_of = np.zeros(num, dtype=np.int64)
-        for g, group in enumerate(self.groups):
-            self._group_of[group.edge_index] = g
-            self._row_of[group.edge_index] = np.arange(len(group.edge_index))
+        self._group_of, self._row_of = group_rows([g.edge_index for g in self.groups], num)
+        for group in self.groups:
             for side in (group.pred1, group.pred2):
                 for name, tensor in side.items():
                     if tensor.shape[0] != len(group.edge_index):
@@ -276,6 +273,21 @@ def _take(pred: dict[str, Any], index: np.ndarray) -> dict[str, torch.Tensor]:
     return out
 
 
+def group_rows(groups: list[np.ndarray], num: int) -> tuple[np.ndarray, np.ndarray]:
+    """(group of each edge, its row inside the group) for edge-index lists covering 0..num-1."""
+    group_of = np.zeros(num, dtype=np.int64)
+    row_of = np.zeros(num, dtype=np.int64)
+    for g, index in enumerate(groups):
+        group_of[index] = g
+        row_of[index] = np.arange(len(index))
+    return group_of, row_of
+
+
+def stack_if_uniform(images: list[np.ndarray]) -> Images:
+    """One (N, H, W, 3) array when every image has the same shape, else the list itself."""
+    return np.stack(images) if len({im.shape for im in images}) == 1 else images
+
+
 def images_from_views(view1: Mapping[str, Any], view2: Mapping[str, Any],
                       edges: np.ndarray) -> Images | None:
     """uint8 images recovered from the views' `img` (E entries of 3 x H x W in -1..1, tensors or
@@ -296,8 +308,7 @@ def images_from_views(view1: Mapping[str, Any], view2: Mapping[str, Any],
                 found[i] = img
     if len(found) < num:
         return None
-    images = [img_to_uint8(found[i]) for i in range(num)]
-    return np.stack(images) if len({im.shape for im in images}) == 1 else images
+    return stack_if_uniform([img_to_uint8(found[i]) for i in range(num)])
 
 
 def _pad_stack(items: list[np.ndarray], fill: float, dtype: type,
