@@ -185,3 +185,14 @@ def test_l1_fit_of_a_constant_prediction_puts_the_median_in_the_scale():
     y = np.array([1.0, 3.0, 3.0, 4.0, 9.0, 9.0, 9.0])
     s, t = fit_l1(x, y)
     assert (s, t) == (2.0, 0.0)  # s * 2 = median 4: the least sum of absolute deviations
+
+
+def test_extra_valid_mask_excludes_pixels():
+    gt = np.full((1, 4, 5), 2.0)
+    pred = gt * 3
+    pred[0, 0, :2] = 100.0  # wrong, but outside the extra mask
+    valid = np.ones(gt.shape, bool)
+    valid[0, 0, :2] = False
+    out = depth_metrics(pred, gt, align="median", valid=valid)
+    assert out["valid_pixels"] == 18 and out["abs_rel"] == pytest.approx(0.0, abs=1e-12)
+    assert depth_metrics(pred, gt, align="median")["abs_rel"] > 1.0

@@ -86,7 +86,6 @@ class PreparedImage:
     view: dict
     geometry: LoaderGeometry
     mask: torch.Tensor | None  # (H, W) bool at model resolution
-    name: str
     source: ImageLike
 
 
@@ -132,7 +131,7 @@ def prepare_images(images: Sequence[ImageLike], masks: Sequence[MaskLike | None]
             model_mask = mask_to_model(read_mask(mask), geometry, _label(mask, name + " mask"))
             if premask is not None:
                 view = {**view, "img": paint_background(view["img"], model_mask, premask)}
-        prepared.append(PreparedImage(view, geometry, model_mask, name, src))
+        prepared.append(PreparedImage(view, geometry, model_mask, src))
     return prepared
 
 
