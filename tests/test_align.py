@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recon4d.align import KnownCameras, global_align
+from recon4d.align.api import scene_from_state
 from recon4d.align.cleaning import contradicted_points
 from recon4d.align.init_mst import mst_init
 from recon4d.align.inputs import as_pair_data
@@ -79,14 +80,8 @@ def test_fast_solver_meets_accuracy_targets(case, fast_scene):
 
 def _state_scene(state, images: np.ndarray) -> Scene:
     """A Scene from internal solver state, to score it like `global_align`'s output."""
-    n = state.depths.shape[0]
-    k = np.zeros((n, 3, 3))
-    k[:, 0, 0] = k[:, 1, 1] = state.focals.numpy()
-    k[:, :2, 2], k[:, 2, 2] = state.pps.numpy(), 1
-    poses = np.tile(np.eye(4), (n, 1, 1))
-    poses[:, :3, :3], poses[:, :3, 3] = state.rot.numpy(), state.trans.numpy()
-    depths = state.depths.numpy()
-    return Scene(images, depths, np.ones_like(depths), k, poses, np.ones(depths.shape, bool))
+    ones = np.ones(state.depths.shape)
+    return scene_from_state(state, images, ones, ones.astype(bool))
 
 
 def test_fast_solver_reaches_the_adam_reference_optimum(case):

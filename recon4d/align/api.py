@@ -118,7 +118,14 @@ def global_align(predictions: Any, *, solver: str = "fast", niter: int | None = 
         if clean:
             masks &= ~contradicted_points(state.depths, state.focals, state.pps, state.rot,
                                           state.trans, im_conf)
-    n = data.n_images
+    return scene_from_state(state, colours, im_conf.cpu().numpy(), masks.cpu().numpy())
+
+
+def scene_from_state(state: AlignState, images: np.ndarray, confs: np.ndarray,
+                     masks: np.ndarray) -> Scene:
+    """The Scene of solver state `state` (cameras, depths) with per-pixel colours, confidences
+    and kept-point masks."""
+    n = state.depths.shape[0]
     intrinsics = np.zeros((n, 3, 3))
     intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = state.focals.cpu().numpy()
     intrinsics[:, :2, 2] = state.pps.cpu().numpy()
@@ -126,6 +133,6 @@ def global_align(predictions: Any, *, solver: str = "fast", niter: int | None = 
     poses = np.tile(np.eye(4), (n, 1, 1))
     poses[:, :3, :3] = state.rot.cpu().numpy()
     poses[:, :3, 3] = state.trans.cpu().numpy()
-    return Scene(images=colours, depths=state.depths.cpu().numpy().astype(np.float32),
-                 confs=im_conf.cpu().numpy().astype(np.float32), intrinsics=intrinsics,
-                 poses_c2w=poses, masks=masks.cpu().numpy())
+    return Scene(images=images, depths=state.depths.cpu().numpy().astype(np.float32),
+                 confs=np.asarray(confs, dtype=np.float32), intrinsics=intrinsics,
+                 poses_c2w=poses, masks=np.asarray(masks, dtype=bool))
