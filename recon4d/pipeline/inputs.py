@@ -27,8 +27,7 @@ logger = logging.getLogger(__name__)
 class PreparedInputs:
     """Pair predictions of N same-size frames plus what is known about the frames."""
 
-    predictions: PairPredictions
-    images: np.ndarray | None  # (N, H, W, 3) uint8 model inputs; None: grey points
+    predictions: PairPredictions  # its images (model inputs) colour the points, else grey
     names: list[str]
     timestamps: np.ndarray | None = None
     original_sizes: np.ndarray | None = None  # (N, 2) (W0, H0)
@@ -48,7 +47,7 @@ def from_frames(input: str | os.PathLike, *, weights: str, size: int | None, gra
                       same_shape=True, progress=progress)
     sizes, crops = frame_geometry(source.frames, net.size)
     files = source.frames if all(isinstance(f, Path) for f in source.frames) else None
-    return PreparedInputs(net.predictions, np.asarray(net.predictions.images), list(source.names),
+    return PreparedInputs(net.predictions, list(source.names),
                           source.timestamps, sizes, crops, files, net.record())
 
 
@@ -61,14 +60,13 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
         raise InputError(f"{path}: images of different sizes ({shapes[0][1]}x{shapes[0][0]} and "
                          f"{odd[1]}x{odd[0]}); global alignment needs one image size")
     n = preds.num_images
-    images = np.asarray(preds.images) if preds.images is not None else None
     names = (list(preds.image_names)[:n] if preds.image_names is not None
              else [f"frame_{i:06d}" for i in range(n)])
     timestamps = preds.timestamps[:n] if preds.timestamps is not None else None
     record = {"inputs": {"predictions": str(path), "frames": n, "pairs": len(preds),
                          "images": preds.images is not None},
               "model": {"weights": None, "predictions": str(path)}}
-    return PreparedInputs(preds, images, names, timestamps, record=record)
+    return PreparedInputs(preds, names, timestamps, record=record)
 
 
 def from_oracle(scene_dir: str | os.PathLike, *, size: int | None, graph: str,
@@ -94,7 +92,7 @@ def from_oracle(scene_dir: str | os.PathLike, *, size: int | None, graph: str,
     record = {"inputs": {"oracle": str(scene_dir), "frames": n, "size": max(height, width),
                          "graph": graph, "pairs": len(edges)},
               "model": {"weights": "oracle", "corruption": "default"}}
-    return PreparedInputs(preds, np.asarray(preds.images), [f"{i:06d}.png" for i in range(n)],
+    return PreparedInputs(preds, [f"{i:06d}.png" for i in range(n)],
                           scene.timestamps, np.tile([width, height], (n, 1)),
                           np.tile([0, 0, width, height], (n, 1)), record=record)
 

@@ -91,7 +91,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     known = _known_cameras(prepared, opts.focal, calib)
     scene = align.global_align(prepared.predictions, solver=opts.solver, niter=opts.niter,
                                known=known, conf_threshold=opts.conf_threshold,
-                               device=str(device), progress=progress, images=prepared.images)
+                               device=str(device), progress=progress)
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
 
