@@ -158,9 +158,9 @@ def oracle_study() -> list[dict]:
     256x192 synthetic scene (oracle descriptors = surface identity + noise), per option set."""
     import numpy as np
 
-    from recon4d.matching.evaluate import correct_matches
     from recon4d.matching.pipeline import MatchOptions, match_graph
     from recon4d.synthetic import OracleModel, generate_scene
+    from recon4d.synthetic.matches import correct_matches
 
     scene = generate_scene(frames=10, width=256, height=192, movers=2, seed=0)
     oracle = OracleModel(scene, desc_dim=24)

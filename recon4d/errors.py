@@ -11,3 +11,11 @@ class InputError(Recon4dError):
 
 class CheckpointError(Recon4dError):
     """A checkpoint cannot be loaded safely or does not match the architecture."""
+
+
+class OptionError(Recon4dError):
+    """An option value, or a combination of options, is invalid."""
+
+
+class OutputError(Recon4dError):
+    """An output file or folder cannot be written (read-only parent, a file in the way, ...)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon4d.geometry.cameras import depth_to_world, unproject_depth
 from recon4d.summary_repr import summary_repr
 
 
@@ -38,20 +39,8 @@ class Scene:
 
     def points_cam(self) -> np.ndarray:
         """(N, H, W, 3) float32 points in each camera's frame (depth times pixel ray)."""
-        return self._points_cam64().astype(np.float32)
-
-    def _points_cam64(self) -> np.ndarray:
-        n, h, w = self.depths.shape
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-        fx, fy = self.intrinsics[:, 0, 0], self.intrinsics[:, 1, 1]
-        cx, cy = self.intrinsics[:, 0, 2], self.intrinsics[:, 1, 2]
-        rx = (xs[None] - cx[:, None, None]) / fx[:, None, None]
-        ry = (ys[None] - cy[:, None, None]) / fy[:, None, None]
-        rays = np.stack([rx, ry, np.ones_like(rx)], axis=-1)
-        return rays * self.depths[..., None]
+        return unproject_depth(self.depths, self.intrinsics).astype(np.float32)
 
     def points_world(self) -> np.ndarray:
         """(N, H, W, 3) float32 points in the world frame."""
-        pc = self._points_cam64()
-        rot, trans = self.poses_c2w[:, :3, :3], self.poses_c2w[:, :3, 3]
-        return (np.einsum("nij,nhwj->nhwi", rot, pc) + trans[:, None, None]).astype(np.float32)
+        return depth_to_world(self.depths, self.intrinsics, self.poses_c2w).astype(np.float32)

@@ -6,12 +6,13 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import torch
+
+from recon4d.geometry.backend import is_tensor
 
 
 def summarize(value: Any) -> str:
     """Arrays and tensors as `ndarray(3, 4) float32`, long sequences by length, else repr."""
-    if isinstance(value, (np.ndarray, torch.Tensor)):
+    if isinstance(value, np.ndarray) or is_tensor(value):
         kind = "ndarray" if isinstance(value, np.ndarray) else "tensor"
         dtype = str(value.dtype).removeprefix("torch.")
         return f"{kind}{tuple(value.shape)} {dtype}"

@@ -1,4 +1,10 @@
-"""Shared test fixtures: where the golden data lives."""
+"""Shared test fixtures: where the golden sets live, checked once before any test is collected.
+
+The public golden sets are vendored in `tests/data` (copied and checked by
+`scripts/vendor_golden.py`), so a clone alone runs its tests. `$RECON4D_GOLDEN_DIR` and
+`$RECON4D_GOLDEN_SLAM3R_DIR` point the same tests at other sets in the same format; a folder
+that is missing or invalid stops the run with one message naming it.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,42 @@ from pathlib import Path
 
 import pytest
 
+from scripts.vendor_golden import MANIFEST, check_set
+
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN_DIR = Path(os.environ.get("RECON4D_GOLDEN_DIR", REPO.parent / "shared" / "golden"))
+TEST_DATA = REPO / "tests" / "data"
+# environment variable -> the vendored set it defaults to
+GOLDEN_SETS = {
+    "RECON4D_GOLDEN_DIR": TEST_DATA / "golden",
+    "RECON4D_GOLDEN_SLAM3R_DIR": TEST_DATA / "golden-slam3r",
+}
 
 
-def load_manifest() -> dict:
-    """The golden manifest (the only entry point into a golden folder)."""
-    return json.loads((GOLDEN_DIR / "manifest.json").read_text())
+def golden_set_dir(variable: str) -> Path:
+    """The golden folder named by `variable`, or its vendored default when unset or empty."""
+    return Path(os.environ.get(variable) or GOLDEN_SETS[variable])
+
+
+GOLDEN_DIR = golden_set_dir("RECON4D_GOLDEN_DIR")
+GOLDEN_SLAM3R_DIR = golden_set_dir("RECON4D_GOLDEN_SLAM3R_DIR")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to start, with one message, when a golden folder cannot be used."""
+    for variable in GOLDEN_SETS:
+        problems = check_set(golden_set_dir(variable))
+        if problems:
+            source = f"${variable}" if os.environ.get(variable) else "the vendored default"
+            listed = "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
+            raise pytest.UsageError(
+                f"golden set of {source} is not usable: {listed}. Point {variable} at a folder "
+                f"holding {MANIFEST} and the files it names, or unset it to use "
+                f"{GOLDEN_SETS[variable]}")
+
+
+def load_manifest(root: Path = GOLDEN_DIR) -> dict:
+    """The manifest of a golden set (the only entry point into a golden folder)."""
+    return json.loads((root / MANIFEST).read_text())
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +60,8 @@ def golden_dir() -> Path:
 @pytest.fixture(scope="session")
 def manifest() -> dict:
     return load_manifest()
+
+
+@pytest.fixture(scope="session")
+def golden_slam3r_dir() -> Path:
+    return GOLDEN_SLAM3R_DIR

@@ -18,7 +18,7 @@ from recon4d.align.solver_adam import solve_adam
 from recon4d.align.solver_fast import solve_fast
 from recon4d.errors import InputError
 from recon4d.eval import depth_metrics, pose_metrics
-from recon4d.eval.poses import rotation_angle
+from recon4d.geometry.rotations import rotation_angle
 from recon4d.inference import PairPredictions, ShapeGroup, infer_pairs, make_pairs
 from recon4d.scene import Scene
 from recon4d.synthetic import OracleModel, generate_scene

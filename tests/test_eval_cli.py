@@ -21,9 +21,8 @@ from tests.test_eval_readers import tum_fixture
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run the real dispatcher with only the eval command registered."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("eval",))
+def run_cli(capsys):
+    """Run the real dispatcher (it builds only the eval command's flags)."""
 
     def run(*argv) -> tuple[int, str, str]:
         code = cli.main(["eval", *map(str, argv)])
@@ -103,6 +102,19 @@ def test_default_output_and_metric_subset(tmp_path, run_cli):
     assert "[poses]" not in stdout
 
 
+def test_depth_protocol_flag_reaches_the_evaluation(tmp_path, run_cli):
+    """`--depth-protocol` (default monst3r, the published protocol) is used and recorded."""
+    pred_dir, gt_dir = synthetic_case(tmp_path)
+    for extra, protocol in (((), "monst3r"), (("--depth-protocol", "robust"), "robust")):
+        code, _, _ = run_cli(pred_dir, gt_dir, "--metrics", "depth", "--gt-format", "synthetic",
+                             *extra)
+        assert code == 0
+        report = json.loads((pred_dir / "metrics.json").read_text())
+        assert report["options"]["depth_protocol"] == protocol
+    with pytest.raises(SystemExit):
+        run_cli(pred_dir, gt_dir, "--depth-protocol", "published")
+
+
 def test_tum_frame_selection_and_skips(tmp_path, run_cli):
     gt_dir = tmp_path / "rgbd_dataset_freiburg1_xyz"
     truth = tum_fixture(gt_dir)
@@ -152,7 +164,7 @@ def test_malformed_prediction_files(tmp_path, run_cli):
     assert code == 2 and "pointcloud.ply: PLY file has no vertex element" in err
     (pred_dir / "depth" / "000002.npy").write_text("not numpy")
     code, _, err = run_cli(pred_dir, gt_dir)
-    assert code == 2 and "000002.npy: cannot read .npy file" in err
+    assert code == 2 and "000002.npy: not a readable .npy file" in err
     assert "Traceback" not in err and not (pred_dir / "metrics.json").exists()
     (pred_dir / "depth" / "000002.npy").unlink()
     code, _, err = run_cli(pred_dir, gt_dir)
@@ -226,3 +238,16 @@ def test_crop_geometry_maps_a_centre_crop_prediction(tmp_path, run_cli):
     crop = results["crop"]["sequences"]["scene"]["depth"]
     assert crop["abs_rel"] == 0.0 and crop["valid_pixels"] == n * 4 * 12
     assert results["resize"]["sequences"]["scene"]["depth"]["abs_rel"] > 0.05
+
+
+@pytest.mark.parametrize("make_out", [
+    lambda tmp: tmp,  # a folder
+    lambda tmp: tmp / "file.txt" / "metrics.json",  # below a file
+])
+def test_unwritable_out_is_refused_before_evaluating(tmp_path, run_cli, make_out):
+    """The prediction and ground-truth folders do not exist: --out is checked first."""
+    (tmp_path / "file.txt").write_text("")
+    out = make_out(tmp_path)
+    code, _, err = run_cli(tmp_path / "absent_pred", tmp_path / "absent_gt", "--out", out)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"recon4d eval: error: {out}: ") and "absent" not in err

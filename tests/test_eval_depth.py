@@ -8,9 +8,9 @@ import torch
 from scipy.optimize import linprog
 
 from recon4d.errors import InputError
-from recon4d.eval import depth_metrics
-from recon4d.eval.depth import MIN_DEPTH, fit_l1, fit_reference
+from recon4d.eval.depth import MIN_DEPTH, depth_metrics, fit_l1, fit_reference
 from recon4d.eval.resize import crop_box, resize_stack
+from recon4d.options import DEPTH_PROTOCOLS
 
 
 def scene_depth(seed: int, shape=(3, 12, 16)) -> np.ndarray:
@@ -121,13 +121,16 @@ def test_reference_fit_is_torch_adam():
         (scale.item(), shift.item()), abs=1e-12)
 
 
-def test_disparity_space_fit():
+@pytest.mark.parametrize("protocol,rel", [("robust", 1e-9), ("monst3r", 1e-6)])
+def test_disparity_space_fit(protocol, rel):
     gt = scene_depth(6)
     disp = 0.2 / gt + 0.05  # predicted disparity = 0.2 * true disparity + 0.05
     pred = 1.0 / disp
-    m = depth_metrics(pred, gt, align="scale_shift", fit="l2", space="disparity")
-    assert (m["scale"], m["shift"]) == pytest.approx((5.0, -0.25), rel=1e-9)
-    assert m["abs_rel"] < 1e-9
+    m = depth_metrics(pred, gt, align="scale_shift", fit="l2", space="disparity",
+                      protocol=protocol)
+    # the published target is 1 / (g + 1e-8): exact only to about 1e-8
+    assert (m["scale"], m["shift"]) == pytest.approx((5.0, -0.25), rel=rel)
+    assert m["abs_rel"] < rel
     # in depth space an affine map cannot undo it
     assert depth_metrics(pred, gt, align="scale_shift", fit="l2")["abs_rel"] > 1e-3
 
@@ -135,14 +138,14 @@ def test_disparity_space_fit():
 def test_max_depth_cap_and_failures():
     gt = np.array([[[1.0, 2.0, 80.0, 0.0, 4.0]]])
     pred = np.array([[[1.0, 2.0, 80.0, 5.0, 0.0]]])
-    m = depth_metrics(pred, gt, align="none", max_depth=70.0)
+    m = depth_metrics(pred, gt, align="none", max_depth=70.0, protocol="robust")
     # valid: 1, 2, 4 (80 above the cap, 0 no ground truth); zero prediction at 4 -> failure
     assert (m["valid_pixels"], m["failures"]) == (3, 1)
     assert m["abs_rel"] == pytest.approx((4 - MIN_DEPTH) / 4 / 3)
     assert m["delta_1_25_3"] == pytest.approx(2 / 3)
     # predictions above the cap are clipped to it
     m2 = depth_metrics(np.array([[[100.0]]]), np.array([[[50.0]]]), align="none",
-                       max_depth=70.0)
+                       max_depth=70.0, protocol="robust")
     assert m2["abs_rel"] == pytest.approx(20 / 50)
 
 
@@ -153,6 +156,8 @@ def test_bad_inputs():
         depth_metrics(np.ones((1, 2, 2)), np.zeros((1, 2, 2)))
     with pytest.raises(InputError, match="unknown depth alignment"):
         depth_metrics(np.ones((1, 2, 2)), np.ones((1, 2, 2)), align="affine")
+    with pytest.raises(InputError, match="unknown depth protocol"):
+        depth_metrics(np.ones((1, 2, 2)), np.ones((1, 2, 2)), protocol="nyu")
 
 
 def keys(d: float, a: float = -0.75) -> float:
@@ -196,3 +201,104 @@ def test_extra_valid_mask_excludes_pixels():
     out = depth_metrics(pred, gt, align="median", valid=valid)
     assert out["valid_pixels"] == 18 and out["abs_rel"] == pytest.approx(0.0, abs=1e-12)
     assert depth_metrics(pred, gt, align="median")["abs_rel"] > 1.0
+
+
+# The two protocols on one row with a zero prediction and a gross outlier:
+# ground truth 2, 4, 6, 8, 10 (all below the cap 70), prediction 0, 2, 3, 6, 100.
+OUTLIER_GT = np.array([[[2.0, 4.0, 6.0, 8.0, 10.0]]])
+OUTLIER_PRED = np.array([[[0.0, 2.0, 3.0, 6.0, 100.0]]])
+
+
+def test_published_protocol_is_the_default_and_keeps_zeros_and_outliers():
+    assert DEPTH_PROTOCOLS == ("monst3r", "robust")
+    m = depth_metrics(OUTLIER_PRED, OUTLIER_GT, align="median", max_depth=70.0)
+    # medians over all five valid pixels, the zero included: 6 / 3 -> scale 2
+    # aligned 0, 4, 6, 12, 200 (no clip): errors -2, 0, 0, +4, +190
+    assert (m["scale"], m["shift"], m["valid_pixels"], m["failures"]) == (2.0, 0.0, 5, 1)
+    assert m["abs_rel"] == pytest.approx((2 / 2 + 4 / 8 + 190 / 10) / 5)  # 4.1
+    assert m["sq_rel"] == pytest.approx((4 / 2 + 16 / 8 + 190 ** 2 / 10) / 5)  # 722.8
+    assert m["rmse"] == pytest.approx(np.sqrt((4 + 16 + 190 ** 2) / 5))
+    # the zero counts as 1e-5 in the logs and ratios
+    logs = [np.log(1e-5 / 2), 0, 0, np.log(12 / 8), np.log(200 / 10)]
+    assert m["log_rmse"] == pytest.approx(np.sqrt(np.mean(np.square(logs))))
+    # ratios 2e5, 1, 1, 1.5, 20
+    assert (m["delta_1_25"], m["delta_1_25_2"], m["delta_1_25_3"]) == pytest.approx(
+        (2 / 5, 3 / 5, 3 / 5))
+
+
+def test_published_protocol_clips_only_when_asked():
+    # as above, with the Sintel clip at 70: 200 -> 70, error +60 instead of +190
+    m = depth_metrics(OUTLIER_PRED, OUTLIER_GT, align="median", max_depth=70.0, clip_max=70.0)
+    assert m["abs_rel"] == pytest.approx((2 / 2 + 4 / 8 + 60 / 10) / 5)  # 1.5
+    assert m["rmse"] == pytest.approx(np.sqrt((4 + 16 + 60 ** 2) / 5))
+
+
+def test_robust_protocol_fits_positive_predictions_and_clips_to_the_cap():
+    m = depth_metrics(OUTLIER_PRED, OUTLIER_GT, align="median", max_depth=70.0,
+                      protocol="robust")
+    # fit on the four positive predictions: medians (6 + 8) / 2 = 7 and (3 + 6) / 2 = 4.5
+    scale = 7 / 4.5
+    assert m["scale"] == pytest.approx(scale)
+    # aligned 2 -> 28/9, 3 -> 42/9, 6 -> 84/9, 100 -> 1400/9 clipped to 70; the zero -> 1e-3
+    aligned = np.array([MIN_DEPTH, 28 / 9, 42 / 9, 84 / 9, 70.0])
+    gt = OUTLIER_GT.ravel()
+    assert m["abs_rel"] == pytest.approx(np.mean(np.abs(aligned - gt) / gt))
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean((aligned - gt) ** 2)))
+    assert m["log_rmse"] == pytest.approx(np.sqrt(np.mean(np.log(aligned / gt) ** 2)))
+    assert m["failures"] == 1
+
+
+def test_published_median_is_the_lower_middle_value_zeros_included():
+    gt = np.array([[[2.0, 4.0, 6.0, 8.0]]])
+    pred = np.array([[[0.0, 1.0, 3.0, 3.0]]])
+    # published: lower medians of 2,4,6,8 and 0,1,3,3 -> 4 / 1
+    assert depth_metrics(pred, gt)["scale"] == 4.0
+    # robust: the zero left out, means of the middle values of 4,6,8 and 1,3,3 -> 6 / 3
+    assert depth_metrics(pred, gt, protocol="robust")["scale"] == 2.0
+
+
+def test_negative_prediction_enters_the_published_metrics_as_it_is():
+    gt = np.array([[[1.0, 2.0]]])
+    pred = np.array([[[-1.0, 2.0]]])
+    m = depth_metrics(pred, gt, align="none")
+    # error -2 at the first pixel: abs_rel (2/1 + 0) / 2, rmse sqrt(4 / 2); log of 1e-5
+    assert m["abs_rel"] == pytest.approx(1.0) and m["rmse"] == pytest.approx(np.sqrt(2))
+    assert m["log_rmse"] == pytest.approx(np.sqrt(np.log(1e-5) ** 2 / 2))
+    assert (m["delta_1_25"], m["failures"]) == (0.5, 1)
+    robust = depth_metrics(pred, gt, align="none", protocol="robust")
+    assert robust["abs_rel"] == pytest.approx((1 - MIN_DEPTH) / 2)  # -1 became 1e-3
+
+
+def test_published_disparity_fit_maps_a_zero_depth_to_zero_disparity():
+    gt = np.array([[[1.0, 2.0, 4.0]]])
+    pred = np.array([[[0.0, 1.0, 2.0]]])
+    m = depth_metrics(pred, gt, space="disparity")
+    # disparities 0, 1, 0.5 against 1, 0.5, 0.25: medians 0.5 / 0.5 -> scale 1 (up to the
+    # 1e-8 added to the ground truth); aligned depths 0, 1, 2: abs_rel (1 + 0.5 + 0.5) / 3
+    assert m["scale"] == pytest.approx(1.0, rel=1e-6)
+    assert m["abs_rel"] == pytest.approx(2 / 3, rel=1e-6)
+    robust = depth_metrics(pred, gt, space="disparity", protocol="robust")
+    # positive pixels only: medians 0.375 / 0.75 -> scale 0.5, aligned 2, 4; the zero -> 1e-3
+    assert robust["scale"] == pytest.approx(0.5)
+    assert robust["abs_rel"] == pytest.approx((1 - MIN_DEPTH) / 3)
+
+
+def test_published_fit_uses_pixels_outside_the_extra_mask():
+    gt = np.array([[[2.0, 4.0, 6.0]]])
+    pred = np.array([[[1.0, 2.0, 0.5]]])
+    valid = np.array([[[True, True, False]]])
+    m = depth_metrics(pred, gt, valid=valid)
+    # fitted on all three: medians 4 / 1 -> scale 4; scored on two: 4 vs 2, 8 vs 4
+    assert (m["scale"], m["valid_pixels"]) == (4.0, 2)
+    assert m["abs_rel"] == pytest.approx(1.0)
+    robust = depth_metrics(pred, gt, valid=valid, protocol="robust")
+    assert robust["scale"] == pytest.approx(2.0) and robust["abs_rel"] == pytest.approx(0.0)
+
+
+def test_non_finite_prediction_poisons_only_the_published_metrics():
+    gt = np.array([[[1.0, 2.0, 3.0]]])
+    pred = np.array([[[np.nan, 2.0, 3.0]]])
+    m = depth_metrics(pred, gt)
+    assert np.isnan(m["scale"]) and np.isnan(m["abs_rel"]) and m["failures"] == 3
+    robust = depth_metrics(pred, gt, protocol="robust")
+    assert robust["scale"] == pytest.approx(1.0) and robust["failures"] == 1

@@ -67,7 +67,7 @@ def test_bonn_sequence(tmp_path):
     assert detect_format(folder) == "bonn"
     assert detect_format(tmp_path / "rgbd_bonn_dataset") == "bonn"
     gt = load_sequence("bonn", folder)
-    assert gt.max_depth == 70.0
+    assert gt.max_depth == 70.0 and gt.clip_depth is None  # Bonn caps, never clips
     assert gt.intrinsics[0, 0, 0] == 542.822841 and gt.intrinsics[0, 1, 2] == 237.756098
     np.testing.assert_allclose(gt.poses[:5], truth["poses"][:5], atol=1e-12)
 
@@ -105,7 +105,8 @@ def test_sintel_files_and_sequences(tmp_path):
     fmt, seqs = list_sequences(tmp_path)
     assert list(seqs) == ["alley_2", "market_5"]
     gt = load_sequence(fmt, seqs["alley_2"], FrameSelection(max_frames=2))
-    assert gt.frames == ["frame_0001", "frame_0002"] and gt.max_depth == 70.0
+    assert gt.frames == ["frame_0001", "frame_0002"]
+    assert gt.max_depth == 70.0 and gt.clip_depth == 70.0  # Sintel caps and clips at 70
     np.testing.assert_array_equal(gt.depth, truth["depth"][:2])
     np.testing.assert_allclose(gt.poses, truth["poses"][:2], atol=1e-12)
 

@@ -1,4 +1,5 @@
-"""Pair graphs: reference pair order (model-spec §2), hand-derived from the spec's definitions."""
+"""Pair graphs: the reference pair order (docs/algorithms.md, "Pair graphs"), hand-derived from
+the graph definitions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from recon4d.errors import Recon4dError
 from recon4d.inference.graphs import make_pairs
 
-# model-spec §2: n=6, swin-2 (cyclic), in the reference's set iteration order
+# docs/algorithms.md, "Pair graphs": n=6, swin-2 (cyclic), in the reference's set iteration order
 SPEC_SWIN2_N6 = [(0, 1), (2, 4), (1, 2), (0, 4), (3, 4), (1, 5), (2, 3), (0, 2), (4, 5), (0, 5),
                  (1, 3), (3, 5)]
 

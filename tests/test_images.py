@@ -13,7 +13,7 @@ from PIL import Image, ImageFile
 
 from recon4d.errors import InputError, Recon4dError
 from recon4d.io import collect_frames, load_images
-from recon4d.io.images import crop_geometry, natural_key
+from recon4d.io.images import crop_geometry, list_image_folder, natural_key, upright_size
 
 
 def _u8(view: dict) -> np.ndarray:
@@ -30,7 +30,7 @@ def _save(path: Path, arr: np.ndarray, **kwargs) -> Path:
     return path
 
 
-# --- geometry: the worked examples of model-spec §1 ------------------------------------------
+# --- geometry: the worked examples of docs/formats.md, "Preprocessing" ------------------------
 
 @pytest.mark.parametrize(("src", "size", "square_ok", "out"), [
     ((4032, 3024), 512, False, (512, 384)),
@@ -229,6 +229,18 @@ def test_problem_is_named_in_the_message(tmp_path):
         load_images([_truncated(tmp_path, "JPEG", "cut.jpg")])
     with pytest.raises(InputError, match="not found"):
         load_images([tmp_path / "gone.png"])
+
+
+def test_system_errors_read_as_text_without_errno_numbers(tmp_path):
+    note = tmp_path / "note.png"
+    note.write_text("x")
+    cases = [(upright_size, tmp_path / "gone.png", "cannot read image (no such file or directory)"),
+             (upright_size, tmp_path, "cannot read image (is a directory)"),
+             (list_image_folder, note, "cannot list folder (not a directory)")]
+    for func, path, problem in cases:
+        with pytest.raises(InputError) as err:
+            func(path)
+        assert str(err.value) == f"{path}: {problem}"
 
 
 def test_truncated_image_fails_even_if_lenient_loading_was_enabled(tmp_path, monkeypatch):

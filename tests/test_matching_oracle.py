@@ -8,7 +8,6 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from recon4d.inference import infer_pairs
-from recon4d.matching.evaluate import correct_matches
 from recon4d.matching.pipeline import (
     MatchOptions,
     PairMatches,
@@ -17,6 +16,7 @@ from recon4d.matching.pipeline import (
     prepare_images,
 )
 from recon4d.synthetic import OracleModel, SyntheticScene, generate_scene
+from recon4d.synthetic.matches import correct_matches
 
 WIDTH, HEIGHT, FRAMES = 256, 192, 10
 TOLERANCE_PX = 2.0

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import recon4d.cli
-from recon4d.errors import InputError, Recon4dError
+from recon4d.errors import InputError, OptionError, Recon4dError
 from recon4d.io.images import upright_size
 from recon4d.matching.coords import loader_geometry
 from recon4d.matching.masks import mask_to_model, read_mask
@@ -153,12 +153,12 @@ def test_cli_one_mask_is_recorded_as_null_and_missing_gpu_is_refused(cli, masks,
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(dist="cosine"), "unknown dist 'cosine'"),
-    (dict(conf_mode="mean"), "unknown conf_mode 'mean'"),
-    (dict(mask_mode="pre"), "unknown mask_mode 'pre'"),
-    (dict(premask="pink"), "unknown premask 'pink'"),
-    (dict(subsample=0), "subsample must be >= 1, got 0"),
+    (dict(dist="cosine"), "dist: unknown value 'cosine'; choose from dot, l2"),
+    (dict(conf_mode="mean"), "conf_mode: unknown value 'mean'"),
+    (dict(mask_mode="pre"), "--mask-mode: unknown value 'pre'; choose from search, post"),
+    (dict(premask="pink"), "--premask: unknown value 'pink'"),
+    (dict(subsample=0), "--subsample must be an integer >= 1, got 0"),
 ])
 def test_bad_match_options_are_refused_before_any_work(options, message):
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(OptionError, match=message):
         MatchOptions(**options)

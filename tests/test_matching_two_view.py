@@ -53,6 +53,22 @@ def test_robust_similarity_ignores_outliers():
         robust_similarity(src[:2], dst[:2])
 
 
+@pytest.mark.parametrize("size", [1e-3, 1.0, 1e3])
+def test_robust_similarity_keeps_every_exact_match_at_any_scale(size):
+    """Exact matches have rounding-noise residuals: a floor relative to the cloud's spread keeps
+    all of them (3 x the median alone drops some), and the gross outliers still go."""
+    for seed in range(8):
+        gen = torch.Generator().manual_seed(seed)
+        rot = torch.from_numpy(Rotation.random(random_state=seed).as_matrix())
+        src = size * torch.randn(100, 3, generator=gen, dtype=torch.float64)
+        dst = 0.8 * src @ rot.T + size * torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+        dst[:20] += 3 * size * torch.randn(20, 3, generator=gen, dtype=torch.float64)
+        fit, inliers = robust_similarity(src, dst)
+        assert not inliers[:20].any(), (size, seed)
+        assert inliers[20:].all(), (size, seed, int((~inliers[20:]).sum()))
+        assert fit.scale == pytest.approx(0.8, rel=1e-9)
+
+
 def test_two_view_geometry_from_pointmaps():
     """Camera 2 sits at a known pose in camera 1; its own-frame pointmap is half the size."""
     h, w = 12, 16

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from recon4d.errors import InputError
+from recon4d.geometry.transforms import invert_rigid
 from recon4d.inference.engine import collate, infer_pairs
 from recon4d.io.images import load_images
 from recon4d.synthetic.oracle import OracleCorruption, OracleModel, blurred_edge_depth
 from recon4d.synthetic.scene import generate_scene
-from recon4d.synthetic.transforms import invert_rigid
 
 W, H = 128, 96
 EXACT = OracleCorruption.none()

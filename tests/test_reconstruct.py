@@ -12,6 +12,7 @@ from recon4d.cli import main
 from recon4d.errors import InputError
 from recon4d.eval import pose_metrics, read_tum
 from recon4d.inference import make_pairs
+from recon4d.options import AlignOptions, NetworkOptions, OutputOptions
 from recon4d.pipeline import ReconstructOptions, reconstruct
 from recon4d.pipeline.cameras import intrinsics_at_model, known_focals, read_calibration
 from recon4d.synthetic import OracleModel, generate_scene, write_scene
@@ -77,7 +78,15 @@ def test_oracle_end_to_end_recovers_the_trajectory(synth, tmp_path, capsys):
     assert doc["command"] == "reconstruct" and sorted(doc["files"]) == on_disk
     assert doc["inputs"]["oracle"] == str(folder) and doc["inputs"]["frames"] == 8
     assert doc["inputs"]["graph"] == "complete" and doc["inputs"]["pairs"] == 56
-    assert doc["options"]["solver"] == "fast" and doc["options"]["conf_threshold"] == 3.0
+    assert doc["options"]["alignment"] == {"solver": "fast", "niter": None,
+                                           "conf_threshold": 3.0, "focal": None, "calib": None}
+    # the oracle, not a network checkpoint, made the predictions (item 8 of issue 9)
+    assert "DUSt3R" not in (out / "scene.json").read_text()
+    assert "weights" not in doc["options"]["network"] and doc["options"]["oracle"] == str(folder)
+    assert doc["model"]["weights"] == "oracle"
+    corruption = doc["model"]["corruption"]  # OracleCorruption's defaults
+    assert corruption["scale_sigma"] == 0.2 and corruption["noise_rel"] == 0.01
+    assert corruption["outlier_fraction"] == 0.01 and corruption["outlier_log_range"] == [0.2, 0.7]
     assert set(doc["timing"]) == {"predict", "align", "write", "total"}
     depth = np.load(out / "depth" / "000000.npy")
     assert depth.shape == (96, 128) and np.isfinite(depth).all()
@@ -91,8 +100,9 @@ def test_known_focal_is_kept(synth, tmp_path):
     folder, scene = synth
     focal = float(scene.intrinsics[0, 0, 0]) * 1.1  # deliberately not the truth
     result = reconstruct(tmp_path / "f", oracle=folder, progress=False,
-                         options=ReconstructOptions(focal=focal, formats=["intrinsics"],
-                                                    graph="swin-1", niter=2))
+                         options=ReconstructOptions(NetworkOptions(graph="swin-1"),
+                                                    alignment=AlignOptions(niter=2, focal=focal),
+                                                    outputs=OutputOptions(("intrinsics",))))
     np.testing.assert_allclose(result.scene.intrinsics[:, 0, 0], focal, rtol=1e-9)
     np.testing.assert_allclose(result.scene.intrinsics[:, 1, 1], focal, rtol=1e-9)
     assert "intrinsics.json" in result.files
@@ -107,7 +117,7 @@ def test_known_calibration_is_kept(synth, tmp_path):
                  str(tmp_path / "calib.json"), "--formats", "trajectory,intrinsics",
                  "--graph", "swin-1", "--niter", "2"]) == 0
     doc = json.loads((out / "scene.json").read_text())
-    assert doc["options"]["calib"] == str(tmp_path / "calib.json")
+    assert doc["options"]["alignment"]["calib"] == str(tmp_path / "calib.json")
     assert doc["files"] == ["intrinsics.json", "trajectory_tum.txt", "scene.json"]
     frames = json.loads((out / "intrinsics.json").read_text())["frames"]
     np.testing.assert_allclose([f["K"] for f in frames], np.repeat(k[None], 8, 0), atol=1e-9)
@@ -151,8 +161,9 @@ def test_tiny_checkpoint_original_resolution_geometry(tmp_path):
     """Frames 128x96 -> 64x48 model inputs: scene records sizes and crops; --focal is scaled."""
     write_images(tmp_path / "imgs", [(128, 96)] * 3)
     result = reconstruct(tmp_path / "out", tmp_path / "imgs", progress=False,
-                         options=ReconstructOptions(weights=str(TINY), size=64, device="cpu",
-                                                    focal=100.0))
+                         options=ReconstructOptions(
+                             NetworkOptions(weights=str(TINY), size=64, device="cpu"),
+                             alignment=AlignOptions(focal=100.0)))
     np.testing.assert_array_equal(result.scene.original_sizes, [[128, 96]] * 3)
     np.testing.assert_array_equal(result.scene.crops, [[0, 0, 64, 48]] * 3)
     np.testing.assert_allclose(result.scene.intrinsics[:, 0, 0], 50.0)
@@ -220,12 +231,12 @@ def test_conflicting_inputs_and_bad_options_fail_cleanly(synth, tmp_path, capsys
     folder, _ = synth
     run_failing(tmp_path, capsys, [str(folder), "--oracle", str(folder)], "exactly one of")
     run_failing(tmp_path, capsys, ["--oracle", str(folder), "--formats", "nope"],
-                "unknown output format(s) nope")
+                "unknown output format(s) 'nope'")
     run_failing(tmp_path, capsys, ["--oracle", str(folder), "--focal", "500", "--calib",
                                    "k.json"], "either --focal or --calib")
     # checked before the (missing) predictions are even read
     run_failing(tmp_path, capsys, ["--predictions", str(tmp_path / "absent.npz"), "--focal",
-                                   "-5"], "--focal must be a positive number of pixels")
+                                   "-5"], "--focal must be a positive number, got -5.0")
 
 
 def test_never_replaces_its_own_input_or_another_commands_output(synth, tmp_path, capsys):

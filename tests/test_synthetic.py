@@ -10,14 +10,15 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from recon4d.commands import synth as synth_cmd
-from recon4d.errors import InputError
+from recon4d.errors import InputError, OutputError
+from recon4d.geometry.cameras import look_at
+from recon4d.geometry.transforms import make_rigid
 from recon4d.synthetic import scene_io
 from recon4d.synthetic.flow import forward_flow
 from recon4d.synthetic.geometry import Surfaces, box, quads
 from recon4d.synthetic.rasterizer import rasterize
 from recon4d.synthetic.scene import generate_scene
 from recon4d.synthetic.trajectories import ORBIT_RADIUS, TRAJECTORIES, camera_trajectory
-from recon4d.synthetic.transforms import look_at, rigid
 
 W, H = 96, 72  # hand-made test scenes
 SW, SH = 160, 120  # the generated scene
@@ -48,7 +49,7 @@ def test_depth_of_tilted_wall_is_analytic_ray_plane_distance() -> None:
     centre = np.array([0.5, 0.2, 6.0])
     surf = wall(centre - 20 * e1 - 20 * e2, 40 * e1, 40 * e2)
     cam_centre = np.array([0.3, -0.4, 0.5])
-    c2w = rigid(Rotation.from_euler("xyz", [4, -7, 3], degrees=True).as_matrix(), cam_centre)
+    c2w = make_rigid(Rotation.from_euler("xyz", [4, -7, 3], degrees=True).as_matrix(), cam_centre)
     frag = rasterize(surf, identity_poses(), c2w, K, W, H)
     u, v = np.meshgrid(np.arange(W), np.arange(H))
     ray_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(u.shape)], -1)
@@ -85,7 +86,7 @@ def test_pixels_without_surface_have_zero_depth() -> None:
 
 def test_flow_of_sideways_camera_before_wall_is_f_b_over_z() -> None:
     surf = wall([-20, -20, 4.0], [40, 0, 0], [0, 40, 0])
-    c2w0, c2w1 = np.eye(4), rigid(np.eye(3), [0.2, 0.0, 0.0])
+    c2w0, c2w1 = np.eye(4), make_rigid(np.eye(3), [0.2, 0.0, 0.0])
     depth0 = rasterize(surf, identity_poses(), c2w0, K, W, H).depth
     depth1 = rasterize(surf, identity_poses(), c2w1, K, W, H).depth
     flow, valid, scene_flow = forward_flow(depth0, np.zeros((H, W), np.int32), depth1, K, K,
@@ -102,7 +103,7 @@ def test_flow_is_invalid_where_a_box_hides_the_wall_in_the_next_frame() -> None:
     back = wall([-20, -20, 6.0], [40, 0, 0], [0, 40, 0])
     cube = box((1.0, 1.0, 1.0), object_id=0, rng=np.random.default_rng(0), centre=(0, 0, 2.5))
     surf = Surfaces.concat([back, cube])
-    c2w0, c2w1 = np.eye(4), rigid(np.eye(3), [0.5, 0.0, 0.0])
+    c2w0, c2w1 = np.eye(4), make_rigid(np.eye(3), [0.5, 0.0, 0.0])
     f0 = rasterize(surf, identity_poses(), c2w0, K, W, H)
     f1 = rasterize(surf, identity_poses(), c2w1, K, W, H)
     flow, valid, _ = forward_flow(f0.depth, np.zeros((H, W), np.int32), f1.depth, K, K, c2w0,
@@ -335,6 +336,6 @@ def test_cli_writes_a_loadable_scene(tmp_path, capsys) -> None:
 
 def test_cli_refuses_to_replace_a_foreign_folder(tmp_path) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="not a recon4d output"):
+    with pytest.raises(OutputError, match="not a recon4d output"):
         _run_cli([str(tmp_path), "--frames", "2", "--width", "16", "--height", "16"])
     assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -131,6 +131,14 @@ def test_bad_videos_raise_input_error_naming_the_file(tmp_path, clip):
         read_video(clip, start=5.0)
 
 
+def test_decoder_errors_read_as_text_without_errno_numbers(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video")
+    with pytest.raises(InputError) as err:
+        read_video(text)  # FFmpeg's AVERROR_INVALIDDATA, "[Errno 1094995529] ..." before
+    assert str(err.value) == f"{text}: cannot read video (invalid data found when processing input)"
+
+
 def test_bad_options(clip):
     for kwargs in ({"fps": 0}, {"fps": -2}, {"num_frames": 0}, {"start": -1.0}):
         with pytest.raises(Recon4dError):

@@ -67,7 +67,8 @@ def test_returned_list_is_exactly_the_files_written(written):
     assert sorted(files) == on_disk
     assert len(files) == len(set(files))
     assert {"trajectory_tum.txt", "intrinsics.json", "depth/000002.npy", "depth/000002.png",
-            "depth_color/000002.png", "conf/000002.npy", "pointcloud.ply", "scene.glb",
+            "depth_color/000002.png", "conf/000002.npy", "kept_mask/000002.png",
+            "pointcloud.ply", "scene.glb",
             "colmap/sparse/0/points3D.bin", "colmap/sparse/0/points3D.txt",
             "transforms.json", "images/000002.png"} <= set(files)
 
@@ -253,5 +254,9 @@ def test_non_rigid_pose_and_bad_shapes_are_rejected(tmp_path):
     scene = make_scene()
     scene.confs = scene.confs[:, :-1]
     with pytest.raises(InputError, match=r"Scene.confs: expected shape \(3, 12, 16\)"):
+        write_scene(scene, tmp_path)
+    scene = make_scene()
+    scene.dynamic_masks = np.zeros((2, 12, 16), bool)
+    with pytest.raises(InputError, match=r"Scene.dynamic_masks: expected shape \(3, 12, 16\)"):
         write_scene(scene, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -19,9 +19,10 @@ from recon4d.align.solver_adam import LR_MIN, SCHEDULES, solve_adam
 from recon4d.align.solver_fast import MAX_ITERS, solve_fast
 from recon4d.align.state import AlignState
 from recon4d.errors import InputError, Recon4dError
+from recon4d.options import SOLVERS, AlignOptions
 from recon4d.scene import Scene
 
-SOLVERS = ("fast", "adam")
+_DEFAULTS = AlignOptions()
 ADAM_NITER = 300
 FILL_GREY = 128  # colour of the images when the predictions carry none
 
@@ -84,9 +85,10 @@ def _solve(data: PairData, priors: CameraPriors, obj: Objective, solver: str, ni
     return state
 
 
-def global_align(predictions: Any, *, solver: str = "fast", niter: int | None = None,
-                 lr: float = 0.01, schedule: str = "cosine", known: KnownCameras | None = None,
-                 conf_threshold: float = 3.0, clean: bool = True,
+def global_align(predictions: Any, *, solver: str = _DEFAULTS.solver,
+                 niter: int | None = _DEFAULTS.niter, lr: float = 0.01, schedule: str = "cosine",
+                 known: KnownCameras | None = None,
+                 conf_threshold: float = _DEFAULTS.conf_threshold, clean: bool = True,
                  device: str | torch.device = "cpu", progress: bool = False,
                  images: Any = None) -> Scene:
     """Dense global alignment of pair predictions into per-image depth, intrinsics and poses.
@@ -95,7 +97,7 @@ def global_align(predictions: Any, *, solver: str = "fast", niter: int | None = 
     `solver`: "fast" (default) or "adam" (the reference schedule: `niter` 300, `lr`, `schedule`).
     Masks keep pixels whose raw confidence (max over the image's pairs) exceeds
     `conf_threshold` and, with `clean`, that no more confident view contradicts.
-    Bad inputs raise `InputError`; see README "Global alignment" for the fallbacks.
+    Bad inputs raise `InputError`; see docs/algorithms.md, "Failure modes".
     """
     _check_options(solver, niter, lr, schedule, conf_threshold)
     with torch.device(device):  # every tensor the alignment creates lives on `device`

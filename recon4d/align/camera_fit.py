@@ -12,13 +12,20 @@ import torch
 from torch import Tensor
 
 from recon4d.align.focal import FOCAL_RANGE, focal_base
-from recon4d.align.geometry import camera_rays, skew, so3_exp
+from recon4d.geometry.cameras import camera_rays, intrinsics_matrix
+from recon4d.geometry.rotations import skew, so3_exp
 
 GN_ITERS = 2
 
-
-def _flat_rays(focals: Tensor, pps: Tensor, height: int, width: int) -> Tensor:
-    return camera_rays(focals.float(), pps.float(), height, width).reshape(len(focals), -1, 3)
+# One image's parameter step (7 values): rotation increment w (R <- R exp([w]x), camera frame),
+# translation increment v (t <- t + R v, camera frame), log focal increment (f <- f exp(.)).
+ROT, TRANS, LOG_FOCAL = slice(0, 3), slice(3, 6), 6
+POSE = slice(0, 6)
+NUM_PARAMS = 7
+# Columns of the per-pixel features whose weighted moment matrix holds every sum needed: target
+# q (3), focal Jacobian j_f (its 2 nonzero components), residual rho (3), c = J^T r^ (7, in
+# parameter order) and a constant 1.
+F_Q, F_JF, F_RHO, F_C, F_ONE = slice(0, 3), slice(3, 5), slice(5, 8), slice(8, 15), 15
 
 
 def _cam_targets(rot: Tensor, trans: Tensor, targets: Tensor) -> Tensor:
@@ -43,14 +50,15 @@ def _cross_sum(m: Tensor) -> Tensor:
                         m[:, 0, 1] - m[:, 1, 0]), dim=-1)
 
 
-def _normal_equations(q: Tensor, rays: Tensor, depth: Tensor, weight: Tensor
-                      ) -> tuple[Tensor, Tensor]:
-    """Reduced 7x7 Gauss-Newton system per image, depth eliminated, in float64.
+def normal_equations(q: Tensor, rays: Tensor, depth: Tensor, weight: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    """Reduced 7x7 Gauss-Newton system (H, g) per image, depth eliminated, in float64.
 
-    Per pixel with Jacobian J (3x7) = [-[q]x, I, j_f] and unit ray r^, the reduced normal matrix
-    is J^T (I - r^ r^T) J = J^T J - c c^T with c = J^T r^ = (q x r^, r^, r^ . j_f). Every sum
-    needed is an entry of one weighted moment matrix of the per-pixel features
-    (q, j_f, residual, c, 1), computed by a single batched matrix product.
+    Per pixel with residual rho = D r - q, Jacobian J (3x7) = [-[q]x, I, j_f] (columns ROT,
+    TRANS, LOG_FOCAL) and unit ray r^, the reduced normal matrix is J^T (I - r^ r^T) J =
+    J^T J - c c^T with c = J^T r^ = (q x r^, r^, r^ . j_f), and g = J^T rho (half the gradient
+    of the cost at fixed depths). Every sum needed is an entry of one weighted moment matrix of
+    the per-pixel features (columns F_*), computed by a single batched matrix product.
     """
     n = q.shape[0]
     rho = depth[..., None] * rays - q
@@ -58,23 +66,32 @@ def _normal_equations(q: Tensor, rays: Tensor, depth: Tensor, weight: Tensor
     j_f = -depth[..., None] * rays[..., :2]  # d residual / d log f (third component 0)
     c_f = (rhat[..., :2] * j_f).sum(-1, keepdim=True)
     feats = torch.cat((q, j_f, rho, torch.linalg.cross(q, rhat), rhat, c_f,
-                       torch.ones_like(c_f)), -1)  # columns 0-2, 3-4, 5-7, 8-14, 15
+                       torch.ones_like(c_f)), -1)
     mom = ((feats * weight[..., None]).transpose(1, 2) @ feats).double()
-    qq, q1, w1 = mom[:, 0:3, 0:3], mom[:, 0:3, 15], mom[:, 15, 15]
-    qf = torch.cat((mom[:, 0:3, 3:5], torch.zeros_like(q1[..., None])), -1)
+    qq, q1, w1 = mom[:, F_Q, F_Q], mom[:, F_Q, F_ONE], mom[:, F_ONE, F_ONE]
+    pad = torch.zeros_like(q1[:, :1])  # the third component of j_f
+    qf = torch.cat((mom[:, F_Q, F_JF], pad[..., None].expand(-1, 3, 1)), -1)  # sum w q j_f^T
+    jf1 = torch.cat((mom[:, F_JF, F_ONE], pad), -1)  # sum w j_f
     eye = torch.eye(3, dtype=torch.float64, device=q.device)
-    hess = torch.zeros(n, 7, 7, dtype=torch.float64, device=q.device)
-    hess[:, :3, :3] = torch.diagonal(qq, dim1=-2, dim2=-1).sum(-1)[:, None, None] * eye - qq
-    hess[:, :3, 3:6] = skew(q1)
-    hess[:, 3:6, :3] = skew(q1).transpose(1, 2)
-    hess[:, :3, 6] = hess[:, 6, :3] = _cross_sum(qf)
-    hess[:, 3:6, 3:6] = w1[:, None, None] * eye
-    hess[:, 3:5, 6] = hess[:, 6, 3:5] = mom[:, 3:5, 15]
-    hess[:, 6, 6] = mom[:, 3, 3] + mom[:, 4, 4]
-    hess -= mom[:, 8:15, 8:15]
-    grad = torch.cat((_cross_sum(mom[:, 0:3, 5:8]), mom[:, 5:8, 15],
-                      (mom[:, 3, 5] + mom[:, 4, 6])[:, None]), -1)
+    hess = torch.zeros(n, NUM_PARAMS, NUM_PARAMS, dtype=torch.float64, device=q.device)
+    hess[:, ROT, ROT] = _trace(qq)[:, None, None] * eye - qq
+    hess[:, ROT, TRANS] = skew(q1)
+    hess[:, TRANS, ROT] = skew(q1).transpose(1, 2)
+    hess[:, ROT, LOG_FOCAL] = hess[:, LOG_FOCAL, ROT] = _cross_sum(qf)
+    hess[:, TRANS, TRANS] = w1[:, None, None] * eye
+    hess[:, TRANS, LOG_FOCAL] = hess[:, LOG_FOCAL, TRANS] = jf1
+    hess[:, LOG_FOCAL, LOG_FOCAL] = _trace(mom[:, F_JF, F_JF])
+    hess -= mom[:, F_C, F_C]
+    grad = torch.empty(n, NUM_PARAMS, dtype=torch.float64, device=q.device)
+    grad[:, ROT] = _cross_sum(mom[:, F_Q, F_RHO])
+    grad[:, TRANS] = mom[:, F_RHO, F_ONE]
+    grad[:, LOG_FOCAL] = _trace(mom[:, F_JF, F_RHO])  # sum w j_f . rho (x, y)
     return hess, grad
+
+
+def _trace(m: Tensor) -> Tensor:
+    """Sum of the main diagonal of each (n, a, b) matrix."""
+    return torch.diagonal(m, dim1=-2, dim2=-1).sum(-1)
 
 
 def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, focals: Tensor,
@@ -87,26 +104,27 @@ def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, foc
     n, h, w = depths.shape
     depth = depths.reshape(n, -1)
     min_depth = 1e-3 * depth.median(dim=1).values
-    rays = _flat_rays(focals, pps, h, w)
+    rays = camera_rays(intrinsics_matrix(focals.float(), pps.float()), h, w).flatten(1, 2)
     q = _cam_targets(rot, trans, targets)
     depth = _best_depth(rays, q, weight, depth, min_depth)
     cost = _cost(rays, q, weight, depth)
-    free = torch.ones(n, 7, dtype=torch.float64, device=rot.device)
-    free[fix_pose, :6] = 0
+    free = torch.ones(n, NUM_PARAMS, dtype=torch.float64, device=rot.device)
+    free[fix_pose, POSE] = 0
     if fix_focal:
-        free[:, 6] = 0
+        free[:, LOG_FOCAL] = 0
     lam = torch.full((n,), 1e-4, dtype=torch.float64, device=rot.device)
     f_min, f_max = (r * focal_base(h, w) for r in FOCAL_RANGE)
     for _ in range(iters):
-        hess, grad = _normal_equations(q, rays, depth, weight)
+        hess, grad = normal_equations(q, rays, depth, weight)
         hess = hess * free[:, :, None] * free[:, None, :] + torch.diag_embed(1 - free)
         grad = grad * free
         damp = torch.diagonal(hess, dim1=-2, dim2=-1)
         step = -torch.linalg.solve(hess + torch.diag_embed(damp * lam[:, None] + 1e-12), grad)
-        new_rot = rot @ so3_exp(step[:, :3])
-        new_trans = trans + (rot @ step[:, 3:6, None])[..., 0]
-        new_focals = (focals * torch.exp(step[:, 6])).clamp(f_min, f_max)
-        new_rays = _flat_rays(new_focals, pps, h, w)
+        new_rot = rot @ so3_exp(step[:, ROT])
+        new_trans = trans + (rot @ step[:, TRANS, None])[..., 0]
+        new_focals = (focals * torch.exp(step[:, LOG_FOCAL])).clamp(f_min, f_max)
+        new_k = intrinsics_matrix(new_focals.float(), pps.float())
+        new_rays = camera_rays(new_k, h, w).flatten(1, 2)
         new_q = _cam_targets(new_rot, new_trans, targets)
         new_depth = _best_depth(new_rays, new_q, weight, depth, min_depth)
         new_cost = _cost(new_rays, new_q, weight, new_depth)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from recon4d.align.geometry import camera_rays, transform_points
+from recon4d.geometry.cameras import intrinsics_matrix, unproject_depth
+from recon4d.geometry.transforms import apply_similarity, apply_transform, invert_rigid, make_rigid
 
 CLEAN_TOL = 0.01
 
@@ -23,15 +24,14 @@ def contradicted_points(depths: Tensor, focals: Tensor, pps: Tensor, rot: Tensor
     """
     n, h, w = depths.shape
     dev = depths.device
-    rays = camera_rays(focals.to(depths.dtype), pps.to(depths.dtype), h, w)
-    world = transform_points(rot, trans, depths[..., None] * rays).reshape(n, -1, 3)
-    inv_rot = rot.transpose(1, 2)
-    inv_trans = -(inv_rot @ trans[..., None])[..., 0]
+    cam_points = unproject_depth(depths, intrinsics_matrix(focals, pps))
+    world = apply_similarity(rot, trans, cam_points).reshape(n, -1, 3)
+    world_to_cam = invert_rigid(make_rigid(rot, trans))
     flat_depth, flat_conf = depths.reshape(n, -1), confs.reshape(n, -1)
     bad = torch.zeros(n, h * w, dtype=torch.bool, device=dev)
     others = torch.arange(n, device=dev)
     for i in range(n):
-        cam = transform_points(inv_rot, inv_trans, world[i].expand(n, -1, -1))  # (N, HW, 3)
+        cam = apply_transform(world_to_cam, world[i].expand(n, -1, -1))  # (N, HW, 3)
         z = cam[..., 2]
         safe_z = torch.where(z > 0, z, torch.ones_like(z))
         x = cam[..., 0] / safe_z * focals.to(z.dtype)[:, None] + pps[:, None, 0]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from recon4d.align.geometry import pixel_grid
+from recon4d.geometry.cameras import pixel_grid
 
 WEISZFELD_ITERS = 10
 # focal range (units of `focal_base`) an alignment keeps to, at initialisation and in the fast
@@ -33,7 +33,7 @@ def estimate_focal(pts3d: Tensor, pp: Tensor | None = None, mode: str = "weiszfe
     b, h, w, _ = pts3d.shape
     if pp is None:
         pp = pts3d.new_tensor([w / 2, h / 2]).expand(b, 2)
-    uv = pixel_grid(h, w, pts3d.dtype, pts3d.device).reshape(1, -1, 2) - pp.reshape(-1, 1, 2)
+    uv = pixel_grid(h, w, like=pts3d).reshape(1, -1, 2) - pp.reshape(-1, 1, 2)
     pts = pts3d.reshape(b, -1, 3)
     if mode == "median":
         votes = torch.cat(((uv[..., 0] * pts[..., 2]) / pts[..., 0],

@@ -6,18 +6,13 @@ import torch
 from torch import Tensor
 
 from recon4d.align.focal import FOCAL_RANGE, estimate_focal
-from recon4d.align.geometry import transform_points
 from recon4d.align.inputs import PairData
 from recon4d.align.known import CameraPriors
 from recon4d.align.objective import Objective
-from recon4d.align.procrustes import (
-    PairMoments,
-    point_moments,
-    umeyama_from_moments,
-    weighted_umeyama,
-)
 from recon4d.align.state import AlignState
 from recon4d.errors import InputError
+from recon4d.geometry.transforms import apply_similarity, apply_transform, invert_rigid, make_rigid
+from recon4d.geometry.umeyama import PairMoments, point_moments, umeyama, umeyama_from_moments
 
 
 def edge_scores(data: PairData) -> Tensor:
@@ -97,9 +92,9 @@ def _place_along_tree(data: PairData, tree: list[int]
             else:
                 deferred.append(e)
                 continue
-            s, r, t = weighted_umeyama(src.reshape(1, -1, 3), dst.reshape(1, -1, 3),
+            s, r, t = umeyama(src.reshape(1, -1, 3), dst.reshape(1, -1, 3),
                                        wgt.reshape(1, -1))
-            world[other] = transform_points(r, t, other_pts[None], s)[0]
+            world[other] = apply_similarity(r, t, other_pts[None], s)[0]
             if rot[i] is None:
                 rot[i], trans[i] = r[0], t[0]
         pending = deferred
@@ -124,7 +119,7 @@ def similarity_to_known(rot: Tensor, trans: Tensor, priors: CameraPriors
     def probe(r: Tensor, t: Tensor) -> Tensor:
         eps = torch.pdist(t).median().clamp(min=1e-12) / 100
         return torch.cat((t, t + eps * r[:, :, 2]))[None]
-    return weighted_umeyama(probe(er, et), probe(kr, kt),
+    return umeyama(probe(er, et), probe(kr, kt),
                             torch.ones(1, 2 * len(kt), dtype=torch.float64))
 
 
@@ -181,15 +176,14 @@ def mst_init(data: PairData, priors: CameraPriors, objective: Objective) -> Alig
     world = torch.stack(placed)
     missing = [k for k in range(n) if rot_list[k] is None]
     if missing:
-        _, r, t = weighted_umeyama(data.pts_i[own[missing]].reshape(len(missing), -1, 3),
+        _, r, t = umeyama(data.pts_i[own[missing]].reshape(len(missing), -1, 3),
                                    world[missing].reshape(len(missing), -1, 3),
                                    data.conf_i[own[missing]].reshape(len(missing), -1))
         for k, m in enumerate(missing):
             rot_list[m], trans_list[m] = r[k], t[k]
     rot, trans = torch.stack(rot_list), torch.stack(trans_list)
     focals, pps = initial_intrinsics(data, priors, own)
-    cam = transform_points(rot.transpose(1, 2), -(rot.transpose(1, 2) @ trans[..., None])[..., 0],
-                           world)
+    cam = apply_transform(invert_rigid(make_rigid(rot, trans)), world)
     state = initial_state(rot, trans, focals, pps, cam[..., 2])
     if priors.n_known_poses:
         sim = similarity_to_known(state.rot, state.trans, priors)

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from recon4d.errors import InputError
-from recon4d.inference.predictions import PairPredictions, images_from_views
+from recon4d.inference.model_images import images_from_views
+from recon4d.inference.predictions import PairPredictions
 
 
 @dataclass

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from recon4d.align.geometry import transform_points
 from recon4d.align.inputs import PairData
+from recon4d.geometry.transforms import apply_similarity
 
 CHUNK_PIXELS = 1 << 21  # pixels of one side per edge chunk: bounds temporary memory
 
@@ -76,6 +76,6 @@ class Objective:
 
 def chunk_loss(world: Tensor, c: EdgeChunk, scale: Tensor, rot: Tensor, trans: Tensor) -> Tensor:
     """Sum over the chunk of w |X - S P| on both sides (differentiable)."""
-    res_i = world[c.idx_i] - transform_points(rot, trans, c.pts_i, scale)
-    res_j = world[c.idx_j] - transform_points(rot, trans, c.pts_j, scale)
+    res_i = world[c.idx_i] - apply_similarity(rot, trans, c.pts_i, scale)
+    res_j = world[c.idx_j] - apply_similarity(rot, trans, c.pts_j, scale)
     return (c.w_i * res_i.norm(dim=-1)).sum() + (c.w_j * res_j.norm(dim=-1)).sum()

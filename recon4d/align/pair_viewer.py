@@ -14,9 +14,9 @@ from recon4d.align.init_mst import (
 from recon4d.align.inputs import PairData
 from recon4d.align.known import CameraPriors
 from recon4d.align.objective import Objective
-from recon4d.align.procrustes import weighted_umeyama
 from recon4d.align.state import AlignState
 from recon4d.errors import InputError
+from recon4d.geometry.umeyama import umeyama
 
 
 def pair_view(data: PairData, priors: CameraPriors, objective: Objective) -> AlignState:
@@ -38,7 +38,7 @@ def pair_view(data: PairData, priors: CameraPriors, objective: Objective) -> Ali
     a, b = (int(v) for v in data.edges[e])
     back = int(own[b])
     f64 = torch.float64
-    scale, rot, trans = weighted_umeyama(data.pts_i[back].reshape(1, -1, 3),
+    scale, rot, trans = umeyama(data.pts_i[back].reshape(1, -1, 3),
                                          data.pts_j[e].reshape(1, -1, 3),
                                          (data.conf_i[back] * data.conf_j[e]).reshape(1, -1))
     rots = torch.eye(3, dtype=f64).repeat(2, 1, 1)

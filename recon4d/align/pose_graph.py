@@ -14,10 +14,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from recon4d.align.geometry import skew, so3_exp
-from recon4d.align.procrustes import PairMoments, umeyama_from_moments
+from recon4d.geometry.rotations import skew, so3_exp
+from recon4d.geometry.umeyama import PairMoments, umeyama_from_moments
 
 LM_ITERS = 15
+
+# z = (q, p): a camera-frame point of the image and the pair's point, side by side.
+Z_Q, Z_P = slice(0, 3), slice(3, 6)
+# One camera's step (6): rotation w and translation v applied on the left in the world frame,
+# R <- exp([w]x) R, t <- exp([w]x) t + v.
+ROT, TRANS = slice(0, 3), slice(3, 6)
+POSE_SIZE = 6
+# One edge similarity's step (7), also on the left: rotation, translation, log scale, so that
+# the pair side s R p + t becomes exp(sigma) exp([w]x) (s R p + t) + v.
+SIM_ROT, SIM_TRANS, LOG_SCALE = slice(0, 3), slice(3, 6), 6
+SIM_SIZE = 7
 
 
 @dataclass
@@ -30,7 +41,7 @@ class TermMoments:
 
 
 @dataclass
-class _Virtual:
+class VirtualResiduals:
     """Virtual residuals r = R_n a + tau t_n - s_e R_e b - tau t_e, (E, 2, 7, 3) and (E, 2, 7)."""
 
     a: Tensor
@@ -38,15 +49,16 @@ class _Virtual:
     tau: Tensor
 
 
-def _virtual(m: TermMoments) -> _Virtual:
+def virtual_residuals(m: TermMoments) -> VirtualResiduals:
+    """The 7 virtual residuals per term: the mean one and one per scatter eigen-direction."""
     evals, evecs = torch.linalg.eigh(m.scatter)
     cols = (evecs * evals.clamp(min=0).sqrt()[..., None, :]).transpose(-1, -2)  # (E, 2, 6, 6)
     sw = m.weight.sqrt()
     first = sw[..., None] * m.mean
-    a = torch.cat((first[..., None, :3], cols[..., :3]), dim=-2)
-    b = torch.cat((first[..., None, 3:], cols[..., 3:]), dim=-2)
+    a = torch.cat((first[..., None, Z_Q], cols[..., Z_Q]), dim=-2)
+    b = torch.cat((first[..., None, Z_P], cols[..., Z_P]), dim=-2)
     tau = torch.cat((sw[..., None], torch.zeros_like(cols[..., 0])), dim=-1)
-    return _Virtual(a, b, tau)
+    return VirtualResiduals(a, b, tau)
 
 
 def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
@@ -58,7 +70,7 @@ def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
     B = sum w (y - mean y) . R (p - mean p).
     """
     rn, tn = rot[edges], trans[edges]  # (E, 2, 3, 3), (E, 2, 3)
-    mu_q, mu_p = m.mean[..., :3], m.mean[..., 3:]
+    mu_q, mu_p = m.mean[..., Z_Q], m.mean[..., Z_P]
     mu_y = (rn @ mu_q[..., None])[..., 0] + tn
     wk = m.weight
     total = wk.sum(1)
@@ -66,8 +78,8 @@ def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
     mp = (wk[..., None] * mu_p).sum(1) / safe
     my = (wk[..., None] * mu_y).sum(1) / safe
     dp, dy = mu_p - mp[:, None], mu_y - my[:, None]
-    cross = (rn @ m.scatter[..., :3, 3:]).sum(1) + torch.einsum("ek,eki,ekj->eij", wk, dy, dp)
-    var = (torch.diagonal(m.scatter[..., 3:, 3:], dim1=-2, dim2=-1).sum(-1)
+    cross = (rn @ m.scatter[..., Z_Q, Z_P]).sum(1) + torch.einsum("ek,eki,ekj->eij", wk, dy, dp)
+    var = (torch.diagonal(m.scatter[..., Z_P, Z_P], dim1=-2, dim2=-1).sum(-1)
            + wk * dp.square().sum(-1)).sum(1)
     scale, srot, strans = umeyama_from_moments(PairMoments(total, mp, my, cross, var))
     if scale_pull > 0:
@@ -78,7 +90,7 @@ def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
     return scale, srot, strans
 
 
-def _residuals(v: _Virtual, edges: Tensor, rot: Tensor, trans: Tensor,
+def _residuals(v: VirtualResiduals, edges: Tensor, rot: Tensor, trans: Tensor,
                sim: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """(a, b, r): world-side, pair-side and residual vectors, each (E, 2, 7, 3)."""
     scale, srot, strans = sim
@@ -88,39 +100,41 @@ def _residuals(v: _Virtual, edges: Tensor, rot: Tensor, trans: Tensor,
     return a, b, a - b
 
 
-def _reduced_system(v: _Virtual, edges: Tensor, n_images: int, rot: Tensor, trans: Tensor,
+def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tensor, trans: Tensor,
                     sim: tuple[Tensor, Tensor, Tensor], scale_pull: float
                     ) -> tuple[Tensor, Tensor]:
-    """Gauss-Newton normal equations in the 6N pose increments (left, world frame), with the
-    edge similarity increments eliminated (-mu log s adds -mu / 2 to the half gradient)."""
+    """Gauss-Newton normal equations (H, g) in the 6N pose steps (POSE_SIZE per camera, camera
+    by camera), with the edge similarity steps eliminated by a Schur complement. g is half the
+    gradient of the cost; -mu log s adds -mu / 2 to the LOG_SCALE entry."""
     a, b, r = _residuals(v, edges, rot, trans, sim)
     eye = torch.eye(3, dtype=a.dtype, device=a.device)
     tau = v.tau[..., None, None] * eye
-    jt = torch.cat((-skew(a), tau), dim=-1)  # (E, 2, 7, 3, 6)
-    js = torch.cat((skew(b), -tau, -b[..., None]), dim=-1)  # (E, 2, 7, 3, 7)
+    jt = torch.cat((-skew(a), tau), dim=-1)  # (E, 2, 7, 3, POSE_SIZE): ROT, TRANS
+    js = torch.cat((skew(b), -tau, -b[..., None]), dim=-1)  # (..., SIM_SIZE): rot, trans, scale
     h_tt = torch.einsum("eksai,eksaj->ekij", jt, jt)
     h_ts = torch.einsum("eksai,eksaj->ekij", jt, js)
     h_ss = torch.einsum("eksai,eksaj->eij", js, js)
     g_t = torch.einsum("eksai,eksa->eki", jt, r)
     g_s = torch.einsum("eksai,eksa->ei", js, r)
-    g_s[:, 6] -= scale_pull / 2
-    h_ss = h_ss + (1e-9 * torch.diagonal(h_ss, dim1=-2, dim2=-1).sum(-1) + 1e-30)[:, None,
-                                                                                  None] * torch.eye(
-        7, dtype=a.dtype, device=a.device)
+    g_s[:, LOG_SCALE] -= scale_pull / 2
+    ridge = 1e-9 * torch.diagonal(h_ss, dim1=-2, dim2=-1).sum(-1) + 1e-30
+    h_ss = h_ss + ridge[:, None, None] * torch.eye(SIM_SIZE, dtype=a.dtype, device=a.device)
     inv_ss = torch.linalg.inv(h_ss)
-    x = h_ts @ inv_ss[:, None]  # (E, 2, 6, 7)
-    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)  # (E, 2, 2, 6, 6)
-    hess = torch.zeros(n_images, n_images, 6, 6, dtype=a.dtype, device=a.device)
+    x = h_ts @ inv_ss[:, None]  # (E, 2, POSE_SIZE, SIM_SIZE)
+    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)  # (E, 2, 2, POSE_SIZE, POSE_SIZE)
+    block = (POSE_SIZE, POSE_SIZE)
+    hess = torch.zeros(n_images, n_images, *block, dtype=a.dtype, device=a.device)
     rows = edges[:, :, None].expand(-1, 2, 2)
     cols = edges[:, None, :].expand(-1, 2, 2)
-    hess.index_put_((rows.reshape(-1), cols.reshape(-1)), -coupling.reshape(-1, 6, 6),
+    hess.index_put_((rows.reshape(-1), cols.reshape(-1)), -coupling.reshape(-1, *block),
                     accumulate=True)
-    hess.index_put_((edges.reshape(-1), edges.reshape(-1)), h_tt.reshape(-1, 6, 6),
+    hess.index_put_((edges.reshape(-1), edges.reshape(-1)), h_tt.reshape(-1, *block),
                     accumulate=True)
-    grad = torch.zeros(n_images, 6, dtype=a.dtype, device=a.device)
+    grad = torch.zeros(n_images, POSE_SIZE, dtype=a.dtype, device=a.device)
     grad.index_add_(0, edges.reshape(-1),
-                    (g_t - (x @ g_s[:, None, :, None])[..., 0]).reshape(-1, 6))
-    return hess.permute(0, 2, 1, 3).reshape(6 * n_images, 6 * n_images), grad.reshape(-1)
+                    (g_t - (x @ g_s[:, None, :, None])[..., 0]).reshape(-1, POSE_SIZE))
+    size = POSE_SIZE * n_images
+    return hess.permute(0, 2, 1, 3).reshape(size, size), grad.reshape(-1)
 
 
 def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
@@ -131,7 +145,7 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
 
     `scale_pull` mu adds -mu sum_e log s_e to the cost: the Lagrange term of the scale gauge.
     """
-    v = _virtual(m)
+    v = virtual_residuals(m)
     n = rot.shape[0]
 
     def cost_of(r: Tensor, t: Tensor, sim: tuple[Tensor, Tensor, Tensor]) -> Tensor:
@@ -140,19 +154,19 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
 
     sim = edge_similarities(m, edges, rot, trans, scale_pull)
     cost = cost_of(rot, trans, sim)
-    free = (~fixed).repeat_interleave(6).to(rot.dtype)
+    free = (~fixed).repeat_interleave(POSE_SIZE).to(rot.dtype)
     lam = 1e-6
     for _ in range(iters):
-        hess, grad = _reduced_system(v, edges, n, rot, trans, sim, scale_pull)
+        hess, grad = reduced_system(v, edges, n, rot, trans, sim, scale_pull)
         hess = hess * free[:, None] * free[None, :] + torch.diag(1 - free)
         grad = grad * free
         improved = False
         while lam < 1e10:
             damp = torch.diagonal(hess) * lam + 1e-12 * torch.diagonal(hess).mean()
-            step = -torch.linalg.solve(hess + torch.diag(damp), grad).reshape(n, 6)
-            turn = so3_exp(step[:, :3])
+            step = -torch.linalg.solve(hess + torch.diag(damp), grad).reshape(n, POSE_SIZE)
+            turn = so3_exp(step[:, ROT])
             new_rot = turn @ rot
-            new_trans = (turn @ trans[..., None])[..., 0] + step[:, 3:]
+            new_trans = (turn @ trans[..., None])[..., 0] + step[:, TRANS]
             new_sim = edge_similarities(m, edges, new_rot, new_trans, scale_pull)
             new_cost = cost_of(new_rot, new_trans, new_sim)
             if new_cost <= cost:

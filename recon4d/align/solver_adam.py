@@ -14,16 +14,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from recon4d.align.geometry import (
-    camera_rays,
-    quat_to_rotmat,
-    rotmat_to_quat,
-    signed_expm1,
-    signed_log1p,
-    transform_points,
-)
 from recon4d.align.objective import Objective, chunk_loss
 from recon4d.align.state import AlignState
+from recon4d.geometry.cameras import intrinsics_matrix, unproject_depth
+from recon4d.geometry.quaternions import matrix_to_quat, quat_to_matrix
+from recon4d.geometry.transforms import apply_similarity
 
 NITER = 300
 LR = 0.01
@@ -42,16 +37,26 @@ def learning_rate(step: int, niter: int, lr: float, lr_min: float, schedule: str
     raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
 
 
+def signed_log1p(x: Tensor) -> Tensor:
+    """sign(x) * log(1 + |x|): how the reference parameterisation stores translations."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def signed_expm1(x: Tensor) -> Tensor:
+    """Inverse of `signed_log1p`."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
 class _Params:
     """The reference parameterisation, initialised from an AlignState."""
 
     def __init__(self, state: AlignState, scale_gauge: bool) -> None:
         f32 = torch.float32
-        self.pw_quat = rotmat_to_quat(state.pw_rot).to(f32).requires_grad_()
+        self.pw_quat = matrix_to_quat(state.pw_rot).to(f32).requires_grad_()
         self.pw_tau = signed_log1p(state.pw_trans / state.pw_scale[:, None]).to(f32)
         self.pw_tau.requires_grad_()
         self.pw_log_scale = torch.log(state.pw_scale).to(f32).requires_grad_()
-        self.im_quat = rotmat_to_quat(state.rot).to(f32).requires_grad_()
+        self.im_quat = matrix_to_quat(state.rot).to(f32).requires_grad_()
         self.im_tau = signed_log1p(state.trans).to(f32).requires_grad_()
         self.log_depth = torch.log(state.depths).to(f32).requires_grad_()
         self.focal = (FOCAL_BRAKE * torch.log(state.focals)).to(f32).requires_grad_()
@@ -68,20 +73,19 @@ class _Params:
         if self.log_base is not None:
             log_scale = log_scale + (self.log_base - log_scale.mean())
         scale = torch.exp(log_scale[sl])
-        return scale, quat_to_rotmat(self.pw_quat[sl]), scale[:, None] * signed_expm1(
+        return scale, quat_to_matrix(self.pw_quat[sl]), scale[:, None] * signed_expm1(
             self.pw_tau[sl])
 
     def cameras(self) -> tuple[Tensor, Tensor, Tensor]:
-        return (quat_to_rotmat(self.im_quat), signed_expm1(self.im_tau),
+        return (quat_to_matrix(self.im_quat), signed_expm1(self.im_tau),
                 torch.exp(self.focal / FOCAL_BRAKE))
 
     def world(self) -> Tensor:
         """(N, H*W, 3) world points."""
         rot, trans, focals = self.cameras()
         n, h, w = self.log_depth.shape
-        rays = camera_rays(focals, self.pps, h, w)
-        pts = torch.exp(self.log_depth)[..., None] * rays
-        return transform_points(rot, trans, pts).reshape(n, h * w, 3)
+        pts = unproject_depth(torch.exp(self.log_depth), intrinsics_matrix(focals, self.pps))
+        return apply_similarity(rot, trans, pts).reshape(n, h * w, 3)
 
     def to_state(self) -> AlignState:
         with torch.no_grad():

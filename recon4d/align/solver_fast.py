@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 
 from recon4d.align.camera_fit import fit_cameras
-from recon4d.align.geometry import transform_points
 from recon4d.align.objective import Objective
 from recon4d.align.pose_graph import TermMoments, solve_poses
 from recon4d.align.state import AlignState
+from recon4d.geometry.transforms import apply_similarity
 
 MAX_ITERS = 40
 TOL = 1e-4
@@ -69,7 +69,7 @@ def _targets_pass(obj: Objective, state: AlignState, delta: float) -> tuple[Tens
     for c in obj.chunks():
         s, r, t = state.pw_scale[c.sl], state.pw_rot[c.sl], state.pw_trans[c.sl]
         for _, idx, pts, wt in _sides(c):
-            pred = transform_points(r, t, pts, s)
+            pred = apply_similarity(r, t, pts, s)
             om = wt / (world[idx] - pred).norm(dim=-1).clamp(min=delta)
             acc.index_add_(0, idx, om[..., None] * pred)
             wsum.index_add_(0, idx, om)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from recon4d.align.geometry import camera_rays, transform_points
+from recon4d.geometry.cameras import intrinsics_matrix, unproject_depth
+from recon4d.geometry.transforms import apply_similarity
 
 BASE_SCALE = 0.5  # geometric mean of the pairwise scales (the reference's scale gauge)
 
@@ -34,13 +35,11 @@ class AlignState:
 
     def cam_points(self) -> Tensor:
         """(N, H, W, 3) points in each camera's frame."""
-        n, h, w = self.depths.shape
-        rays = camera_rays(self.focals.to(self.depths.dtype), self.pps.to(self.depths.dtype), h, w)
-        return self.depths[..., None] * rays
+        return unproject_depth(self.depths, intrinsics_matrix(self.focals, self.pps))
 
     def world_points(self) -> Tensor:
         """(N, H, W, 3) points in the world frame."""
-        return transform_points(self.rot, self.trans, self.cam_points())
+        return apply_similarity(self.rot, self.trans, self.cam_points())
 
     def rescale(self, factor: float | Tensor, centre: Tensor | None = None) -> None:
         """Scale the world about `centre` (default origin) by `factor`, in place: camera

@@ -7,11 +7,12 @@ recon4d output folder against a benchmark folder (the `recon4d eval` command).
 
 from recon4d.eval.clouds import cloud_metrics
 from recon4d.eval.depth import depth_metrics
-from recon4d.eval.evaluate import EvalOptions, evaluate
+from recon4d.eval.evaluate import evaluate
 from recon4d.eval.masks import mask_metrics
 from recon4d.eval.poses import pose_metrics
 from recon4d.eval.readers import FrameSelection, GroundTruth, list_sequences, load_sequence
-from recon4d.eval.trajectory import Trajectory, read_tum, write_tum
+from recon4d.io.tum import Trajectory, read_tum, write_tum
+from recon4d.options import EvalOptions
 
 __all__ = ["EvalOptions", "FrameSelection", "GroundTruth", "Trajectory", "cloud_metrics",
            "depth_metrics", "evaluate", "list_sequences", "load_sequence", "mask_metrics",

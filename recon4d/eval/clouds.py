@@ -12,6 +12,7 @@ import numpy as np
 
 from recon4d.errors import InputError
 from recon4d.eval.optional import require
+from recon4d.geometry import cameras
 
 
 def nearest_distances(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -57,9 +58,5 @@ def voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
 
 def depth_to_world(depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray,
                    valid: np.ndarray) -> np.ndarray:
-    """World points of the `valid` pixels of an (H, W) depth map (pinhole, OpenCV axes)."""
-    v, u = np.nonzero(valid)
-    z = depth[v, u].astype(np.float64)
-    fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
-    cam = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=1)
-    return cam @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+    """World points (M, 3) of the `valid` pixels of an (H, W) depth map, in row-major order."""
+    return cameras.depth_to_world(depth, intrinsics, cam_to_world)[np.asarray(valid, bool)]

@@ -1,26 +1,53 @@
 """Video depth metrics after one scale (and shift) alignment per sequence.
 
-Valid pixels: ground truth finite, > 0 and (with a cap) < `max_depth`. The alignment is fitted
-on valid pixels whose prediction is finite and > 0, in depth or in disparity (1/depth), then
-applied to the whole sequence. Aligned predictions are clipped to [MIN_DEPTH, max_depth]; a valid
-pixel without a usable aligned prediction (zero, negative, NaN) is set to MIN_DEPTH, so it
-counts as a failure in every metric. With d = aligned prediction, g = ground truth:
-abs_rel = mean |d-g|/g, sq_rel = mean (d-g)^2/g, rmse = sqrt(mean (d-g)^2),
-log_rmse = sqrt(mean (ln d - ln g)^2), delta_1_25^k = fraction with max(d/g, g/d) < 1.25^k.
+Valid pixels: ground truth finite, > 0 and (with a cap) < `max_depth`. With d = aligned
+prediction, g = ground truth: abs_rel = mean |d-g|/g, sq_rel = mean (d-g)^2/g,
+rmse = sqrt(mean (d-g)^2), log_rmse = sqrt(mean (ln d' - ln g)^2) and delta_1_25^k = fraction
+with max(d'/g, g/d') < 1.25^k, where d' = max(d, LOG_FLOOR).
+
+Two protocols (`DEPTH_PROTOCOLS`):
+- "monst3r" (default), the published one (MonST3R's `depth_evaluation`): the alignment is fitted
+  on every valid pixel, zero and negative predictions included (they count in the medians, which
+  are the lower of the two middle values for even counts, as `torch.median`); aligned
+  predictions are clipped only to an upper `clip_max` the caller asks for (Sintel: 70); zero and
+  negative ones enter abs_rel, sq_rel and rmse as they are and count as LOG_FLOOR in log_rmse and
+  the deltas; a non-finite prediction at a valid pixel makes the fit NaN, hence the metrics (the
+  reference's median, least squares and Adam give NaN there). In disparity space a non-positive
+  depth has disparity 0 and back, the target is 1 / (g + DISPARITY_EPS). An extra `valid` mask
+  selects the pixels scored, not the pixels fitted.
+- "robust" (recon4d's earlier default): the fit uses only valid pixels with a finite positive
+  prediction (and inside `valid`), medians average the two middle values, aligned predictions are
+  clipped to [MIN_DEPTH, cap] (the smaller of `max_depth` and `clip_max`), and a valid pixel
+  without a usable aligned prediction is set to MIN_DEPTH, a failure in every metric.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from recon4d.errors import InputError
+from recon4d.options.choices import DEPTH_ALIGN_MODES, DEPTH_PROTOCOLS, FIT_SPACES, SCALE_SHIFT_FITS
 
-DEPTH_ALIGN_MODES = ("none", "median", "scale", "scale_shift")
-SCALE_SHIFT_FITS = ("l1", "l2", "reference")
-FIT_SPACES = ("depth", "disparity")
-MIN_DEPTH = 1e-3
+MIN_DEPTH = 1e-3  # "robust": what unusable or too small aligned predictions become
+LOG_FLOOR = 1e-5  # both: predictions are floored to this in log_rmse and the deltas
+DISPARITY_EPS = 1e-8  # "monst3r": target disparity 1 / (g + eps)
+
+Median = Callable[[np.ndarray], float]
+
+
+def lower_median(values: np.ndarray) -> float:
+    """The lower of the two middle values for an even count (`torch.median`); NaN if any is."""
+    if np.isnan(values).any():
+        return float("nan")
+    return float(np.partition(values, (len(values) - 1) // 2)[(len(values) - 1) // 2])
+
+
+def mean_median(values: np.ndarray) -> float:
+    """The usual median: the mean of the two middle values for an even count."""
+    return float(np.median(values))
 
 
 def fit_l2(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -121,15 +148,16 @@ def fit_l1(x: np.ndarray, y: np.ndarray, rel_tol: float = 1e-13) -> tuple[float,
     return scale, prob.slope(scale)[1]
 
 
-def fit_reference(x: np.ndarray, y: np.ndarray, lr: float = 1e-4,
-                  steps: int = 1000) -> tuple[float, float]:
+def fit_reference(x: np.ndarray, y: np.ndarray, lr: float = 1e-4, steps: int = 1000,
+                  median: Median = mean_median) -> tuple[float, float]:
     """The reference's approximate L1 fit: Adam on mean |s x + t - y| from (median ratio, 0).
 
     Adam with torch's defaults (betas 0.9, 0.999, eps 1e-8). With lr 1e-4 and 1000 steps each
     parameter moves by about 0.1 at most, so the result stays close to median scaling; kept
-    only to compare with published numbers.
+    only to compare with published numbers. (The reference sums instead of averaging, which
+    changes Adam's steps only through eps.)
     """
-    params = np.array([np.median(y) / np.median(x), 0.0])
+    params = np.array([median(y) / median(x), 0.0])
     moment1, moment2 = np.zeros(2), np.zeros(2)
     beta1, beta2 = 0.9, 0.999
     for k in range(1, steps + 1):
@@ -142,72 +170,128 @@ def fit_reference(x: np.ndarray, y: np.ndarray, lr: float = 1e-4,
     return float(params[0]), float(params[1])
 
 
-def fit_alignment(x: np.ndarray, y: np.ndarray, align: str, fit: str = "l1") -> tuple[float, float]:
-    """(scale, shift) mapping predictions `x` onto targets `y` (1-D arrays of fit pixels)."""
+def fit_alignment(x: np.ndarray, y: np.ndarray, align: str, fit: str = "l1",
+                  median: Median = mean_median) -> tuple[float, float]:
+    """(scale, shift) mapping predictions `x` onto targets `y` (1-D arrays of fit pixels).
+
+    `median` serves median scaling and the reference fit's start.
+    """
     if align == "none":
         return 1.0, 0.0
     if align == "median":
-        return float(np.median(y) / np.median(x)), 0.0
+        return median(y) / median(x), 0.0
     if align == "scale":
         return float((x * y).sum() / (x * x).sum()), 0.0
     if align != "scale_shift":
         raise InputError(f"unknown depth alignment {align!r}; choose one of {DEPTH_ALIGN_MODES}")
-    fits = {"l1": fit_l1, "l2": fit_l2, "reference": fit_reference}
-    if fit not in fits:
-        raise InputError(f"unknown scale_shift fit {fit!r}; choose one of {SCALE_SHIFT_FITS}")
-    return fits[fit](x, y)
+    if fit == "l1":
+        return fit_l1(x, y)
+    if fit == "l2":
+        return fit_l2(x, y)
+    if fit == "reference":
+        return fit_reference(x, y, median=median)
+    raise InputError(f"unknown scale_shift fit {fit!r}; choose one of {SCALE_SHIFT_FITS}")
 
 
 def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """The seven standard metrics between 1-D positive predictions and ground truths."""
+    """The seven standard metrics between 1-D predictions and positive ground truths.
+
+    Logs and ratios use the predictions floored to LOG_FLOOR (the reference's guard of log 0).
+    """
     diff = pred - gt
-    ratio = np.maximum(pred / gt, gt / pred)
+    floored = np.maximum(pred, LOG_FLOOR)  # NaN stays NaN
+    ratio = np.maximum(floored / gt, gt / floored)
     return {
         "abs_rel": float(np.mean(np.abs(diff) / gt)),
         "sq_rel": float(np.mean(diff * diff / gt)),
         "rmse": float(np.sqrt(np.mean(diff * diff))),
-        "log_rmse": float(np.sqrt(np.mean(np.square(np.log(pred) - np.log(gt))))),
+        "log_rmse": float(np.sqrt(np.mean(np.square(np.log(floored) - np.log(gt))))),
         "delta_1_25": float(np.mean(ratio < 1.25)),
         "delta_1_25_2": float(np.mean(ratio < 1.25 ** 2)),
         "delta_1_25_3": float(np.mean(ratio < 1.25 ** 3)),
     }
 
 
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, align: str = "median",
-                  max_depth: float | None = None, fit: str = "l1", space: str = "depth",
-                  valid: np.ndarray | None = None) -> dict[str, float]:
-    """Depth metrics of a (N, H, W) prediction against (N, H, W) ground truth (module docstring).
+def _to_disparity(depth: np.ndarray) -> np.ndarray:
+    """1 / depth where depth > 0, else 0 (the reference's conversion, both ways)."""
+    out = np.zeros_like(depth)
+    positive = depth > 0
+    out[positive] = 1.0 / depth[positive]
+    return out
 
-    `align`: none | median | scale (least squares) | scale_shift; `fit` (scale_shift only):
-    l1 (exact least absolute deviation), l2 (least squares) or reference (the reference's
-    Adam run); `space`: fit in depth or disparity; `valid`: optional extra (N, H, W) mask.
-    Also returns `scale`, `shift`, `valid_pixels` and `failures` (valid pixels whose
-    prediction was unusable).
-    """
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape or pred.ndim != 3:
-        raise InputError(f"depth prediction {pred.shape} and ground truth {gt.shape} must both "
-                         "be (N, H, W) of the same shape")
-    if space not in FIT_SPACES:
-        raise InputError(f"unknown fit space {space!r}; choose one of {FIT_SPACES}")
-    mask = np.isfinite(gt) & (gt > 0)
-    if max_depth is not None:
-        mask &= gt < max_depth
-    if valid is not None:
-        mask &= valid
-    g = gt[mask].astype(np.float64)
-    p = pred[mask].astype(np.float64)
-    if g.size == 0:
-        raise InputError("no valid ground-truth depth pixel (all zero, or above max_depth)")
+
+def _published(p: np.ndarray, g: np.ndarray, scored: np.ndarray, align: str, fit: str,
+               space: str, clip_max: float | None) -> dict[str, float]:
+    """The "monst3r" protocol on the valid pixels' predictions `p` and ground truths `g`."""
+    x, y = (p, g) if space == "depth" else (_to_disparity(p), 1.0 / (g + DISPARITY_EPS))
+    if align != "none" and not np.isfinite(x).all():
+        scale = shift = float("nan")
+    else:
+        scale, shift = fit_alignment(x, y, align, fit, median=lower_median)
+    with np.errstate(invalid="ignore", over="ignore"):
+        aligned = scale * x + shift
+    if space == "disparity":
+        aligned = _to_disparity(aligned)
+    if clip_max is not None:
+        aligned = np.minimum(aligned, clip_max)  # NaN stays NaN, as torch.clamp
+    aligned, g = aligned[scored], g[scored]
+    with np.errstate(invalid="ignore", over="ignore"):
+        errors = depth_errors(aligned, g)
+    failures = int((~(np.isfinite(aligned) & (aligned > 0))).sum())
+    return {**errors, "scale": float(scale), "shift": float(shift),
+            "valid_pixels": int(g.size), "failures": failures}
+
+
+def _robust(p: np.ndarray, g: np.ndarray, align: str, fit: str, space: str,
+            cap: float | None) -> dict[str, float]:
+    """The "robust" protocol on the valid (and extra-mask) pixels' `p` and `g`."""
     usable = np.isfinite(p) & (p > 0)
-    if not usable.any():
-        raise InputError("the depth prediction has no positive value at a valid pixel")
     to_space = (lambda v: v) if space == "depth" else np.reciprocal
     scale, shift = fit_alignment(to_space(p[usable]), to_space(g[usable]), align, fit)
     with np.errstate(divide="ignore", invalid="ignore"):
         aligned = to_space(scale * to_space(p) + shift)
     ok = usable & np.isfinite(aligned) & (aligned > 0)
     aligned = np.clip(np.where(ok, aligned, MIN_DEPTH), MIN_DEPTH,
-                      np.inf if max_depth is None else max_depth)
-    return {**depth_errors(aligned, g), "scale": scale, "shift": shift,
+                      np.inf if cap is None else cap)
+    return {**depth_errors(aligned, g), "scale": float(scale), "shift": float(shift),
             "valid_pixels": int(g.size), "failures": int((~ok).sum())}
+
+
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, align: str = "median",
+                  max_depth: float | None = None, fit: str = "l1", space: str = "depth",
+                  valid: np.ndarray | None = None, protocol: str = "monst3r",
+                  clip_max: float | None = None) -> dict[str, float]:
+    """Depth metrics of a (N, H, W) prediction against (N, H, W) ground truth (module docstring).
+
+    `align`: none | median | scale (least squares) | scale_shift; `fit` (scale_shift only):
+    l1 (exact least absolute deviation), l2 (least squares) or reference (the reference's
+    Adam run); `space`: fit in depth or disparity; `valid`: optional extra (N, H, W) mask;
+    `protocol`: monst3r (published) or robust; `clip_max`: upper clip of aligned predictions
+    (the published Sintel protocol asks for 70). Also returns `scale`, `shift`, `valid_pixels`
+    and `failures` (scored pixels whose aligned prediction is not a finite positive depth).
+    """
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape or pred.ndim != 3:
+        raise InputError(f"depth prediction {pred.shape} and ground truth {gt.shape} must both "
+                         "be (N, H, W) of the same shape")
+    for name, value, allowed in (("fit space", space, FIT_SPACES),
+                                 ("depth protocol", protocol, DEPTH_PROTOCOLS)):
+        if value not in allowed:
+            raise InputError(f"unknown {name} {value!r}; choose one of {allowed}")
+    if clip_max is not None and not clip_max > 0:
+        raise InputError(f"the depth clip must be positive, got {clip_max}")
+    mask = np.isfinite(gt) & (gt > 0)
+    if max_depth is not None:
+        mask &= gt < max_depth
+    extra = np.ones(gt.shape, bool) if valid is None else np.asarray(valid, bool)
+    if not (mask & extra).any():
+        raise InputError("no valid ground-truth depth pixel (all zero, or above max_depth)")
+    if not (mask & extra & np.isfinite(pred) & (pred > 0)).any():
+        raise InputError("the depth prediction has no positive value at a valid pixel")
+    if protocol == "monst3r":
+        return _published(pred[mask].astype(np.float64), gt[mask].astype(np.float64),
+                          extra[mask], align, fit, space, clip_max)
+    mask &= extra
+    caps = [c for c in (max_depth, clip_max) if c is not None]
+    return _robust(pred[mask].astype(np.float64), gt[mask].astype(np.float64), align, fit,
+                   space, min(caps) if caps else None)

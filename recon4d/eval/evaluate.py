@@ -4,7 +4,7 @@ every metric both sides support, and report sequences or metrics that had to be 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ import numpy as np
 from recon4d import __version__
 from recon4d.errors import InputError, Recon4dError
 from recon4d.eval.clouds import cloud_metrics, depth_to_world, voxel_downsample
-from recon4d.eval.depth import DEPTH_ALIGN_MODES, FIT_SPACES, SCALE_SHIFT_FITS, depth_metrics
-from recon4d.eval.masks import BOUNDARY_TOLERANCE, mask_metrics
+from recon4d.eval.depth import depth_metrics
+from recon4d.eval.masks import mask_metrics
 from recon4d.eval.ply import read_ply_points
-from recon4d.eval.poses import ALIGN_MODES, Sim3, align_poses, pose_metrics
-from recon4d.eval.prediction import Prediction, is_prediction, load_prediction
+from recon4d.eval.poses import Sim3, align_poses, pose_metrics
+from recon4d.eval.prediction import EVALUABLE, Prediction, is_prediction, load_prediction
 from recon4d.eval.readers import (
     ALL_FRAMES,
     FrameSelection,
@@ -26,48 +26,10 @@ from recon4d.eval.readers import (
     load_sequence,
 )
 from recon4d.eval.report import summarise
-from recon4d.eval.resize import GEOMETRIES, RESIZE_METHODS, crop_box, resize_stack
+from recon4d.eval.resize import crop_box, resize_stack
 from recon4d.eval.trajectory import nearest_within
-
-METRIC_GROUPS = ("poses", "depth", "masks", "cloud")
-DEFAULT = "default"  # max_depth: the benchmark's usual cap
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """Settings of `evaluate`; see README "Evaluation" for each."""
-
-    metrics: tuple[str, ...] = METRIC_GROUPS
-    align: str = "sim3"
-    delta: int = 1
-    all_pairs: bool = True
-    max_dt: float = 0.01
-    depth_align: str = "median"
-    depth_fit: str = "l1"
-    depth_space: str = "depth"
-    max_depth: float | str | None = DEFAULT
-    resize: str = "bicubic"
-    geometry: str = "resize"
-    boundary_tolerance: float = BOUNDARY_TOLERANCE
-    truncate: bool = False
-    cloud_threshold: float = 0.05
-    cloud_voxel: float | None = None  # None: cloud_threshold / 2
-
-    def __post_init__(self) -> None:
-        choices = {"metrics": METRIC_GROUPS, "align": ALIGN_MODES,
-                   "depth_align": DEPTH_ALIGN_MODES, "depth_fit": SCALE_SHIFT_FITS,
-                   "depth_space": FIT_SPACES, "resize": RESIZE_METHODS, "geometry": GEOMETRIES}
-        for name, allowed in choices.items():
-            values = getattr(self, name)
-            for value in values if isinstance(values, tuple) else (values,):
-                if value not in allowed:
-                    raise InputError(f"unknown {name} {value!r}; choose from {allowed}")
-        if self.delta < 1 or not self.cloud_threshold > 0 or self.boundary_tolerance <= 0:
-            raise InputError("delta, cloud_threshold and boundary_tolerance must be positive")
-
-    def depth_cap(self, gt: GroundTruth) -> float | None:
-        """The depth cap for `gt`: the benchmark's own unless one was given."""
-        return gt.max_depth if self.max_depth == DEFAULT else self.max_depth
+from recon4d.options.choices import METRIC_GROUPS
+from recon4d.options.evaluation import DEFAULT, EvalOptions
 
 
 def match_frames(pred: Prediction, gt: GroundTruth, truncate: bool,
@@ -108,8 +70,9 @@ def eval_depth(pred: Prediction, gt: GroundTruth, pi: np.ndarray, gi: np.ndarray
     rows, cols = crop_box(gt.depth.shape[1:], pred.depth.shape[1:], opts.geometry)
     true = gt.depth[gi][:, rows, cols]
     est = resize_stack(pred.depth[pi], true.shape[1:], opts.resize)
-    return depth_metrics(est, true, align=opts.depth_align, max_depth=opts.depth_cap(gt),
-                         fit=opts.depth_fit, space=opts.depth_space)
+    return depth_metrics(est, true, align=opts.depth_align, max_depth=opts.depth_cap(gt.max_depth),
+                         fit=opts.depth_fit, space=opts.depth_space, protocol=opts.depth_protocol,
+                         clip_max=gt.clip_depth if opts.max_depth == DEFAULT else None)
 
 
 def eval_masks(pred: Prediction, gt: GroundTruth, pi: np.ndarray, gi: np.ndarray,
@@ -147,7 +110,7 @@ def eval_cloud(pred: Prediction, gt: GroundTruth, pi: np.ndarray, gi: np.ndarray
         transform = align_poses(*gt_pose_frames(pred, gt, pi, gi), opts.align)[1]
     voxel = opts.cloud_threshold / 2 if opts.cloud_voxel is None else opts.cloud_voxel
     points = voxel_downsample(transform.apply_points(cloud), voxel)
-    return {**cloud_metrics(points, gt_cloud(gt, gi, opts.depth_cap(gt), voxel),
+    return {**cloud_metrics(points, gt_cloud(gt, gi, opts.depth_cap(gt.max_depth), voxel),
                             opts.cloud_threshold), "voxel": voxel}
 
 
@@ -197,8 +160,8 @@ def prediction_folders(pred_dir: Path) -> dict[str, Path]:
         return {pred_dir.name: pred_dir}
     found = {p.name: p for p in sorted(pred_dir.iterdir()) if p.is_dir() and is_prediction(p)}
     if not found:
-        raise InputError(f"{pred_dir}: no recon4d output (trajectory_tum.txt, depth/, "
-                         "dynamic_mask/ or pointcloud.ply) in it or its sub-folders")
+        raise InputError(f"{pred_dir}: no recon4d output ({', '.join(EVALUABLE)}) in it or "
+                         "its sub-folders")
     return found
 
 
@@ -237,7 +200,7 @@ def evaluate(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, gt_format: 
     """Evaluate one output folder (or a folder of them, one per sequence) against ground truth.
 
     Returns the report: per-sequence metrics, a summary over sequences, and the skipped
-    sequences/metrics with reasons (see README "Evaluation" for the layout).
+    sequences/metrics with reasons (see docs/evaluation.md, "JSON report", for the layout).
     """
     opts = options or EvalOptions()
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)

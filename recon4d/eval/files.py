@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from recon4d.errors import InputError
+from recon4d.io.arrays import load_npy
 
 
 def read_image_array(path: Path) -> np.ndarray:
@@ -43,10 +44,7 @@ def read_npy(path: Path, ndim: int) -> np.ndarray:
     """A numeric .npy array with `ndim` dimensions (no pickles)."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read .npy file ({exc})") from None
+    arr = load_npy(path)
     if arr.ndim != ndim or not np.issubdtype(arr.dtype, np.number):
         raise InputError(f"{path}: expected a {ndim}-D numeric array, got {arr.dtype} "
                          f"{arr.shape}")

@@ -17,8 +17,7 @@ import numpy as np
 
 from recon4d.errors import InputError
 from recon4d.eval.optional import require
-
-BOUNDARY_TOLERANCE = 0.008
+from recon4d.options.choices import BOUNDARY_TOLERANCE
 
 
 def region_similarity(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon4d.errors import InputError, Recon4dError
-from recon4d.eval.trajectory import Trajectory, associate, read_tum
-
-ALIGN_MODES = ("sim3", "se3", "scale", "none")
+from recon4d.eval.trajectory import associate
+from recon4d.geometry.rotations import rotation_angle
+from recon4d.geometry.transforms import apply_similarity, invert_rigid
+from recon4d.geometry.umeyama import point_moments, umeyama_from_moments
+from recon4d.io.tum import Trajectory, read_tum
+from recon4d.options.choices import POSE_ALIGN_MODES
 
 PoseInput = np.ndarray | Trajectory | str | os.PathLike
 
@@ -34,7 +37,7 @@ class Sim3:
 
     def apply_points(self, points: np.ndarray) -> np.ndarray:
         """Transform (..., 3) points."""
-        return self.scale * points @ self.rotation.T + self.translation
+        return apply_similarity(self.rotation, self.translation, points, self.scale)
 
     def apply_poses(self, poses: np.ndarray) -> np.ndarray:
         """Transform (N, 4, 4) camera-to-world poses (rotations rotate, centres move)."""
@@ -44,24 +47,23 @@ class Sim3:
         return out
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> Sim3:
-    """Least-squares similarity (Umeyama 1991) with dst ~ s R src + t, for (N, 3) point sets."""
+def fit_sim3(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> Sim3:
+    """Least-squares similarity (Umeyama) with dst ~ s R src + t, for (N, 3) camera centres.
+
+    Unlike `recon4d.geometry.umeyama`, which returns the identity on degenerate input, a
+    trajectory whose centres are (nearly) on a line or a point is refused: its rotation about
+    that line is undetermined, so ATE and RPE would depend on an arbitrary choice.
+    """
     src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
     if len(src) < 3:
         raise AlignmentError(f"alignment needs at least 3 poses, got {len(src)}")
-    mu_src, mu_dst = src.mean(0), dst.mean(0)
-    src_c, dst_c = src - mu_src, dst - mu_dst
-    cov = dst_c.T @ src_c / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    if not d[0] > 0 or d[1] <= 1e-12 * d[0]:
+    moments = point_moments(src, dst)
+    spread = np.linalg.svd(moments.cross, compute_uv=False)
+    if not spread[0] > 0 or spread[1] <= 1e-12 * spread[0]:
         raise AlignmentError("alignment is degenerate: the camera centres are (nearly) on a "
                              "line or a point")
-    sign = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2] = -1.0  # keep a proper rotation
-    rotation = (u * sign) @ vt
-    scale = float((d * sign).sum() / (src_c ** 2).sum() * len(src)) if with_scale else 1.0
-    return Sim3(rotation, mu_dst - scale * rotation @ mu_src, scale)
+    scale, rotation, translation = umeyama_from_moments(moments, with_scale)
+    return Sim3(rotation, translation, float(scale))
 
 
 def align_poses(est: np.ndarray, gt: np.ndarray, mode: str = "sim3") -> tuple[np.ndarray, Sim3]:
@@ -71,23 +73,15 @@ def align_poses(est: np.ndarray, gt: np.ndarray, mode: str = "sim3") -> tuple[np
     the Sim(3) scale, applied about the origin (evo's `--correct_scale` without `--align`);
     `none`: unchanged.
     """
-    if mode not in ALIGN_MODES:
-        raise InputError(f"unknown pose alignment {mode!r}; choose one of {ALIGN_MODES}")
+    if mode not in POSE_ALIGN_MODES:
+        raise InputError(f"unknown pose alignment {mode!r}; choose one of {POSE_ALIGN_MODES}")
     if mode == "none":
         transform = Sim3(np.eye(3), np.zeros(3), 1.0)
     else:
-        transform = umeyama(est[:, :3, 3], gt[:, :3, 3], with_scale=mode != "se3")
+        transform = fit_sim3(est[:, :3, 3], gt[:, :3, 3], with_scale=mode != "se3")
         if mode == "scale":
             transform = Sim3(np.eye(3), np.zeros(3), transform.scale)
     return transform.apply_poses(est), transform
-
-
-def rotation_angle(rot: np.ndarray) -> np.ndarray:
-    """Rotation angle in radians of (..., 3, 3) rotation matrices, accurate near 0 and pi."""
-    axis = np.stack([rot[..., 2, 1] - rot[..., 1, 2], rot[..., 0, 2] - rot[..., 2, 0],
-                     rot[..., 1, 0] - rot[..., 0, 1]], axis=-1)
-    cos = (np.trace(rot, axis1=-2, axis2=-1) - 1) / 2
-    return np.arctan2(np.linalg.norm(axis, axis=-1) / 2, cos)
 
 
 def ate_errors(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -104,22 +98,13 @@ def pair_indices(n: int, delta: int, all_pairs: bool = True) -> tuple[np.ndarray
     return first, first + delta
 
 
-def rigid_inverse(poses: np.ndarray) -> np.ndarray:
-    """Inverse of (N, 4, 4) rigid transforms (transpose the rotation)."""
-    inv = np.tile(np.eye(4), (len(poses), 1, 1))
-    rot_t = np.swapaxes(poses[:, :3, :3], 1, 2)
-    inv[:, :3, :3] = rot_t
-    inv[:, :3, 3] = -(rot_t @ poses[:, :3, 3:4])[..., 0]
-    return inv
-
-
 def rpe_errors(est: np.ndarray, gt: np.ndarray, delta: int = 1,
                all_pairs: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-pair relative translation error and rotation error (degrees)."""
     i, j = pair_indices(len(est), delta, all_pairs)
-    rel_est = rigid_inverse(est[i]) @ est[j]
-    rel_gt = rigid_inverse(gt[i]) @ gt[j]
-    err = rigid_inverse(rel_gt) @ rel_est
+    rel_est = invert_rigid(est[i]) @ est[j]
+    rel_gt = invert_rigid(gt[i]) @ gt[j]
+    err = invert_rigid(rel_gt) @ rel_est
     return np.linalg.norm(err[:, :3, 3], axis=-1), np.degrees(rotation_angle(err[:, :3, :3]))
 
 

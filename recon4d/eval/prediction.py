@@ -1,7 +1,8 @@
 """Read the evaluable parts of a recon4d output folder (whatever subset exists).
 
-trajectory_tum.txt (camera-to-world; t = frame index or input timestamp), depth/NNNNNN.npy
-(float32, model resolution), dynamic_mask/NNNNNN.png (0/255), pointcloud.ply.
+In the names of `recon4d.io.layout`: trajectory_tum.txt (camera-to-world; t = frame index or
+input timestamp), depth/NNNNNN.npy (float32, model resolution), dynamic_mask/NNNNNN.png (0/255,
+moving pixels), pointcloud.ply.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import numpy as np
 
 from recon4d.errors import InputError
 from recon4d.eval.files import numbered_files, read_mask, read_npy, stack_frames
-from recon4d.eval.trajectory import Trajectory, read_tum
+from recon4d.io.layout import CLOUD_FILE, DEPTH_DIR, DYNAMIC_MASK_DIR, TRAJECTORY_FILE
+from recon4d.io.tum import Trajectory, read_tum
 
-TRAJECTORY, DEPTH_DIR, MASK_DIR, CLOUD = ("trajectory_tum.txt", "depth", "dynamic_mask",
-                                          "pointcloud.ply")
+# the evaluable outputs, as "name" (file) or "name/" (folder) for messages
+EVALUABLE = (TRAJECTORY_FILE, f"{DEPTH_DIR}/", f"{DYNAMIC_MASK_DIR}/", CLOUD_FILE)
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Prediction:
 
 def is_prediction(folder: Path) -> bool:
     """`folder` holds at least one evaluable output."""
-    return any((folder / name).exists() for name in (TRAJECTORY, DEPTH_DIR, MASK_DIR, CLOUD))
+    return any((folder / name).exists() for name in EVALUABLE)
 
 
 def load_prediction(folder: str | os.PathLike) -> Prediction:
@@ -50,26 +52,26 @@ def load_prediction(folder: str | os.PathLike) -> Prediction:
     if not folder.is_dir():
         raise InputError(f"{folder}: prediction folder not found")
     if not is_prediction(folder):
-        raise InputError(f"{folder}: no {TRAJECTORY}, {DEPTH_DIR}/, {MASK_DIR}/ or {CLOUD} "
+        raise InputError(f"{folder}: no {', '.join(EVALUABLE[:-1])} or {EVALUABLE[-1]} "
                          "to evaluate")
     pred = Prediction(folder)
-    if (folder / TRAJECTORY).exists():
-        pred.trajectory = read_tum(folder / TRAJECTORY)
+    if (folder / TRAJECTORY_FILE).exists():
+        pred.trajectory = read_tum(folder / TRAJECTORY_FILE)
     if (folder / DEPTH_DIR).is_dir():
         paths = numbered_files(folder / DEPTH_DIR, ".npy")
         if not paths:
             raise InputError(f"{folder / DEPTH_DIR}: no .npy depth maps")
         pred.depth = stack_frames([read_npy(p, 2).astype(np.float32) for p in paths], paths)
-    if (folder / MASK_DIR).is_dir():
-        paths = numbered_files(folder / MASK_DIR, ".png")
+    if (folder / DYNAMIC_MASK_DIR).is_dir():
+        paths = numbered_files(folder / DYNAMIC_MASK_DIR, ".png")
         if not paths:
-            raise InputError(f"{folder / MASK_DIR}: no .png masks")
+            raise InputError(f"{folder / DYNAMIC_MASK_DIR}: no .png masks")
         pred.masks = stack_frames([read_mask(p) for p in paths], paths)
-    if (folder / CLOUD).exists():
-        pred.cloud_path = folder / CLOUD
-    counts = {name: len(part) for name, part in ((TRAJECTORY, pred.trajectory),
-                                                 (DEPTH_DIR, pred.depth), (MASK_DIR, pred.masks))
-              if part is not None}
+    if (folder / CLOUD_FILE).exists():
+        pred.cloud_path = folder / CLOUD_FILE
+    parts = ((TRAJECTORY_FILE, pred.trajectory), (DEPTH_DIR, pred.depth),
+             (DYNAMIC_MASK_DIR, pred.masks))
+    counts = {name: len(part) for name, part in parts if part is not None}
     if len(set(counts.values())) > 1:
         raise InputError(f"{folder}: frame counts disagree: "
                          + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from recon4d.errors import InputError
-
-RESIZE_METHODS = ("bicubic", "nearest")
-GEOMETRIES = ("resize", "crop")
+from recon4d.options.choices import GEOMETRIES, RESIZE_METHODS
 
 
 def crop_box(gt_hw: tuple[int, int], pred_hw: tuple[int, int],

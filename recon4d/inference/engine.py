@@ -6,7 +6,6 @@ network, or a stand-in such as the synthetic oracle (which may have no parameter
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,18 +16,12 @@ from tqdm.auto import tqdm
 from recon4d.errors import Recon4dError
 from recon4d.inference.batching import plan_batches
 from recon4d.inference.memory import auto_batch_size
-from recon4d.inference.predictions import (
-    PairPredictions,
-    ShapeGroup,
-    group_by_shape,
-    group_rows,
-    img_to_uint8,
-    stack_if_uniform,
-)
+from recon4d.inference.model_images import img_to_uint8, stack_if_uniform
+from recon4d.inference.predictions import PairPredictions, ShapeGroup, group_by_shape, group_rows
 from recon4d.models.config import ModelConfig
+from recon4d.models.precision import autocast_context
 
 PairModel = Callable[[dict, dict], tuple[dict, dict]]
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _HOST_KEYS = ("true_shape",)  # stay on the CPU, as in the reference
 
 
@@ -40,7 +33,8 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
 
     Batches never mix image shapes and keep (a, b) next to (b, a); `batch_size=None` sizes them
     from free memory (see `recon4d.inference.memory`). `dtype` bf16/fp16 autocasts the network
-    trunk on CUDA only. Returns CPU float32 predictions (and the uint8 inputs if `keep_images`).
+    trunk where `recon4d.models.precision` allows it (CUDA; bf16 on CPUs with native bf16).
+    Returns CPU float32 predictions (and the uint8 inputs if `keep_images`).
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if len(edges) == 0:
@@ -110,20 +104,6 @@ def resolve_device(model: Any, device: str | torch.device | None) -> torch.devic
         raise Recon4dError(f"the model's weights are on {param.device} but inference was asked "
                            f"to run on {device}; load the model on that device")
     return device
-
-
-def autocast_context(dtype: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for bf16/fp16 on CUDA; fp32 runs as is. Reduced precision on CPU is refused."""
-    if dtype not in AUTOCAST_DTYPES:
-        raise Recon4dError(f"unknown dtype {dtype!r}; choose one of {', '.join(AUTOCAST_DTYPES)}")
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        raise Recon4dError(f"dtype {dtype} is only supported on CUDA (CPU autocast is slow on "
-                           "most CPUs and changes results); use fp32 on the CPU")
-    if dtype == "bf16" and not torch.cuda.is_bf16_supported():
-        raise Recon4dError("this GPU does not support bf16; use fp16 or fp32")
-    return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[dtype])
 
 
 def collate(views: Sequence[dict], device: torch.device) -> dict[str, Any]:

@@ -13,10 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recon4d.errors import Recon4dError
-
-GRAPH_HELP = ("complete, swin-K, swin-K-noncyclic, logwin-K, logwin-K-noncyclic, oneref-R "
-              "(K window size, default 3; R reference image, default 0)")
-PREFILTER_HELP = "seqN (keep pairs with |i-j| <= N) or cycN (the same, distance taken circularly)"
+from recon4d.options import GRAPH_HELP, PREFILTER_HELP
 
 _WINDOW_RE = re.compile(r"^(swin|logwin)(?:-(\d+))?(-noncyclic)?$")
 _ONEREF_RE = re.compile(r"^oneref(?:-(\d+))?$")

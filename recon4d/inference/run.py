@@ -6,17 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from recon4d import models
 from recon4d.errors import InputError, Recon4dError
-from recon4d.inference.engine import autocast_context, infer_pairs, requested_device
+from recon4d.inference.engine import infer_pairs, requested_device
 from recon4d.inference.graphs import make_pairs
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io import FrameSource, load_images
 from recon4d.models.config import ModelConfig
-
-DEFAULT_WEIGHTS = "DUSt3R_ViTLarge_BaseDecoder_512_dpt"
-AUTO_GRAPH_WINDOW = 5  # `auto`: complete graph up to 2*5+1 frames, swin-5 beyond
+from recon4d.models.precision import autocast_context
+from recon4d.models.specs import parse_spec
+from recon4d.options import AUTO_GRAPH_WINDOW, NetworkOptions
 
 
 @dataclass
@@ -38,37 +39,50 @@ class NetworkRun:
                 "model": model_summary(self.weights, self.config)}
 
 
-def run_network(source: FrameSource, *, weights: str = DEFAULT_WEIGHTS, size: int | None = None,
-                graph: str = "auto", prefilter: str | None = None, symmetrize: bool = True,
-                batch_size: int | None = None, device: str | None = None, dtype: str = "fp32",
+def run_network(source: FrameSource, network: NetworkOptions | None = None, *,
                 same_shape: bool = False, progress: bool = True) -> NetworkRun:
     """Frames -> pair graph -> network predictions; checks cheap things before loading weights.
 
-    `same_shape` refuses frames whose model inputs differ in size (global alignment needs one).
+    `network` defaults to `NetworkOptions()`; `same_shape` refuses frames whose model inputs
+    differ in size (global alignment needs one).
     """
+    opts = network or NetworkOptions()
     source.require(2)
-    graph = resolve_graph(graph, len(source))
-    edges = make_pairs(len(source), graph, symmetrize=symmetrize, prefilter=prefilter)
-    if len(edges) == 0:
-        raise Recon4dError(f"pair graph {graph!r} with prefilter {prefilter!r} leaves no "
-                           f"pairs among {len(source)} frames")
-    if size is not None and size % 16:
-        raise Recon4dError(f"--size must be a multiple of 16 (512 or 224), got {size}")
-    # check device and dtype before loading weights, which can take a while
-    device = requested_device(device)
-    autocast_context(dtype, device)
-    model = models.load_model(weights, device=device)
+    edges, graph = pair_edges(len(source), opts)
+    device = check_network(opts)
+    model = models.load_model(opts.weights, device=device)
     config = getattr(model, "config", None)
-    size = size or default_size(config)
+    size = opts.size or default_size(config)
     views = load_images(source.frames, size=size)
     if same_shape:
         _require_same_shape(views, source)
-    preds = infer_pairs(model, views, edges, batch_size=batch_size, device=device, dtype=dtype,
-                        progress=progress)
+    preds = infer_pairs(model, views, edges, batch_size=opts.batch_size, device=device,
+                        dtype=opts.dtype, progress=progress)
     preds.image_names = list(source.names)
     preds.timestamps = source.timestamps
     return NetworkRun(preds, config if isinstance(config, ModelConfig) else None, size, graph,
-                      source, weights)
+                      source, opts.weights)
+
+
+def check_network(network: NetworkOptions) -> torch.device:
+    """Refuse a bad checkpoint spec, device or dtype before any slow work (decoding frames,
+    loading weights); returns the device to run on."""
+    parse_spec(network.weights)
+    device = requested_device(network.device)
+    autocast_context(network.dtype, device)
+    return device
+
+
+def pair_edges(num_frames: int, network: NetworkOptions) -> tuple[np.ndarray, str]:
+    """The (E, 2) pairs of the options' graph over `num_frames` frames and the graph's resolved
+    name; Recon4dError when the graph and prefilter leave no pair."""
+    graph = resolve_graph(network.graph, num_frames)
+    edges = make_pairs(num_frames, graph, symmetrize=network.symmetrize,
+                       prefilter=network.prefilter)
+    if len(edges) == 0:
+        raise Recon4dError(f"pair graph {graph!r} with prefilter {network.prefilter!r} leaves "
+                           f"no pairs among {num_frames} frames")
+    return edges, graph
 
 
 def _require_same_shape(views: list[dict], source: FrameSource) -> None:

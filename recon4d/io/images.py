@@ -1,7 +1,8 @@
 """Model input images: the reference DUSt3R loader, bit for bit, for files, folders and frames.
 
-Decoding, resizing and cropping follow model-spec §1 exactly (Pillow filters, half-to-even
-rounding, patch-multiple crops), so views match the official `load_images` on the same Pillow.
+Decoding, resizing and cropping follow the reference loader exactly (Pillow filters, half-to-even
+rounding, patch-multiple crops; docs/formats.md, "Preprocessing"), so views match the official
+`load_images` on the same Pillow.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from recon4d.errors import InputError
+from recon4d.io.os_errors import os_error_text
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def list_image_folder(folder: str | os.PathLike) -> list[Path]:
     try:
         names = os.listdir(folder)
     except OSError as exc:
-        raise InputError(f"{folder}: cannot list folder ({exc.strerror or exc})") from exc
+        raise InputError(f"{folder}: cannot list folder ({os_error_text(exc, folder)})") from exc
     images = []
     for name in sorted(names, key=natural_key):
         if is_image_name(name):
@@ -101,7 +103,8 @@ def _decode_file(path: Path) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise InputError(f"{path}: {exc}") from exc
     except Exception as exc:  # whatever a Pillow decoder raises, the file is the problem
-        raise InputError(f"{path}: cannot decode image, truncated or corrupt ({exc})") from exc
+        raise InputError(f"{path}: cannot decode image, truncated or corrupt "
+                         f"({os_error_text(exc, path)})") from exc
 
 
 def _frame_to_pil(frame: Frame, label: str) -> Image.Image:
@@ -112,7 +115,7 @@ def _frame_to_pil(frame: Frame, label: str) -> Image.Image:
                 frame.load()  # an image from Image.open is decoded only now
             return _to_rgb(frame, label)
         except Exception as exc:  # whatever a Pillow decoder raises, the frame is the problem
-            raise InputError(f"{label}: cannot decode image ({exc})") from exc
+            raise InputError(f"{label}: cannot decode image ({os_error_text(exc)})") from exc
     arr = np.asarray(frame)
     if arr.dtype != np.uint8 or arr.size == 0 or not (
             arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
@@ -145,13 +148,15 @@ def upright_size(source: ImageInput) -> tuple[int, int]:
                 width, height = img.size
                 orientation = img.getexif().get(0x0112)
         except (OSError, UnidentifiedImageError) as exc:
-            raise InputError(f"{source}: cannot read image ({exc})") from None
+            reason = os_error_text(exc, source)
+            raise InputError(f"{source}: cannot read image ({reason})") from None
     return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
 
 
 def crop_geometry(width: int, height: int, size: int = 512, square_ok: bool = False,
                   patch_size: int = 16) -> CropGeometry:
-    """The reference loader's resize and centre crop of a `width`×`height` image (model-spec §1).
+    """The reference loader's resize and centre crop of a `width`×`height` image (docs/formats.md,
+    "Preprocessing").
 
     Useful to map model-input pixels back to the original image: x_orig = (x + box[0]) * W / W'.
     """

@@ -13,6 +13,7 @@ from PIL import Image
 
 from recon4d.errors import InputError, Recon4dError
 from recon4d.io.images import IMAGE_EXTENSIONS, is_image_name, list_image_folder
+from recon4d.io.layout import frame_name
 from recon4d.io.video import VIDEO_EXTENSIONS, is_video_name, read_video
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _from_path(path: Path, fps: float | None, num_frames: int | None) -> FrameSo
     """A folder (natural order), a video file or a single image."""
     if is_video_name(path) and path.is_file():
         video = read_video(path, fps=fps, num_frames=num_frames)
-        return FrameSource(str(path), video.frames, [f"frame_{i:06d}" for i in video.indices],
+        return FrameSource(str(path), video.frames, [frame_name(i) for i in video.indices],
                            video.timestamps, video.fps)
     if path.is_dir():
         paths = list_image_folder(path)
@@ -72,7 +73,7 @@ def _images(what: str, frames: list, fps: float | None, num_frames: int | None) 
     if fps is not None:
         logger.warning("%s: --fps applies to videos only; all images are used", what)
     frames = frames[:num_frames] if num_frames is not None else frames
-    names = [f.name if isinstance(f, Path) else f"frame_{k:06d}" for k, f in enumerate(frames)]
+    names = [f.name if isinstance(f, Path) else frame_name(k) for k, f in enumerate(frames)]
     return FrameSource(what, frames, names)
 
 

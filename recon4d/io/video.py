@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from recon4d.errors import InputError, Recon4dError
+from recon4d.io.os_errors import os_error_text
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
 
@@ -111,7 +112,7 @@ def read_video(path: str | os.PathLike, fps: float | None = None, num_frames: in
     except InputError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read video ({exc})") from exc
+        raise InputError(f"{path}: cannot read video ({os_error_text(exc, path)})") from exc
     if not frames:
         after = f" at or after {start} s" if start > 0 else ""
         raise InputError(f"{path}: no video frames could be decoded{after}")

@@ -1,6 +1,6 @@
 """recon4d.matching: MASt3R dense matching (fast reciprocal nearest neighbours), optionally
 restricted to foreground masks, with matches in original-image pixels, relative pose and 3D
-points. See README "Matching"."""
+points. See docs/algorithms.md, "Matching"."""
 
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.export import save_matches

@@ -1,9 +1,9 @@
 """Pixel coordinates between an original image and the model input the loader made from it.
 
-The loader (model-spec §1) resizes the EXIF-upright image so its long side is `size` (short side
-224 for size 224), then centre-crops (`recon4d.io.images.crop_geometry`); this module maps pixel
-centres through that resize and crop both ways (`recon4d.io.pixels`), so matches are reported in
-original pixels.
+The loader (docs/formats.md, "Preprocessing") resizes the EXIF-upright image so its long side is
+`size` (short side 224 for size 224), then centre-crops (`recon4d.io.images.crop_geometry`);
+this module maps pixel centres through that resize and crop both ways (`recon4d.io.pixels`), so
+matches are reported in original pixels.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Matches of one pair on disk: a `.npz` of plain arrays (layout in README "Matching")."""
+"""Matches of one pair on disk: a `.npz` of plain arrays (layout in docs/formats.md, "Matches")."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-CONF_MODES = ("min", "geometric")
+from recon4d.options import CONF_MODES
 
 
 def sample(map_: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from recon4d.errors import InputError
+from recon4d.io.arrays import load_npy
 from recon4d.matching.coords import LoaderGeometry
 
 # colours for painting the background of a model input, in the input's [-1, 1] range
@@ -34,7 +35,7 @@ def read_mask(source: MaskLike) -> np.ndarray:
             raise InputError(f"mask file {path} does not exist")
         try:
             if path.suffix.lower() == ".npy":
-                arr = np.load(path, allow_pickle=False)
+                arr = load_npy(path)
             else:
                 with Image.open(path) as im:
                     arr = np.asarray(ImageOps.exif_transpose(im).convert("L")) > 127

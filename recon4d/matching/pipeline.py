@@ -23,7 +23,6 @@ from recon4d.inference.engine import resolve_device
 from recon4d.io.images import is_image_name, load_images, upright_size
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.filters import (
-    CONF_MODES,
     descriptor_similarity,
     inside_border,
     match_confidence,
@@ -31,52 +30,17 @@ from recon4d.matching.filters import (
     sample,
 )
 from recon4d.matching.masks import (
-    BACKGROUND_COLOURS,
     MaskLike,
     erode_mask,
     mask_to_model,
     paint_background,
     read_mask,
 )
-from recon4d.matching.reciprocal import DEFAULT_BLOCK_SIZE, DISTANCES, reciprocal_nn
+from recon4d.matching.reciprocal import reciprocal_nn
 from recon4d.matching.two_view import TwoView, two_view_geometry
+from recon4d.options import MatchOptions
 
-MASK_MODES = ("search", "post")
 ImageLike = str | os.PathLike | np.ndarray | Image.Image
-
-
-@dataclass(frozen=True)
-class MatchOptions:
-    """Settings of the search and of the filters applied to its matches."""
-
-    subsample: int = 8  # seed grid step in image 1 (pixels of the model input)
-    min_seeds: int = 64  # small masks: the seed grid is refined until it has this many seeds
-    dist: str = "dot"
-    block_size: int | None = DEFAULT_BLOCK_SIZE
-    max_iter: int = 10
-    border: int = 3  # drop matches this close (px) to an image edge
-    conf_thr: float = 0.0  # drop matches whose confidence (from desc_conf) is below this
-    conf_mode: str = "min"  # "min" or "geometric" mean of the two desc_conf values
-    min_similarity: float | None = None  # drop matches with a smaller descriptor dot product
-    max_3d_error: float | None = 0.1  # drop matches whose two 3D points are further apart than
-    # this fraction of their distance to camera 1 (None: keep all)
-    mask_mode: str = "search"  # "search": masks restrict the search; "post": filter afterwards
-    mask_erode: int = 0  # shrink masks by this many model pixels before matching
-    premask: str | None = None  # also paint the background this colour before the network
-    symmetric: bool = True  # average each image's descriptors over both pair orders
-
-    def __post_init__(self) -> None:
-        """Refuse unknown choices and bad counts now, not after the network has run."""
-        choices = {"dist": DISTANCES, "conf_mode": CONF_MODES, "mask_mode": MASK_MODES,
-                   "premask": (None, *BACKGROUND_COLOURS)}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"unknown {name} {getattr(self, name)!r}; choose from "
-                                 f"{[a for a in allowed if a is not None]}")
-        for name, low in (("subsample", 1), ("min_seeds", 1), ("max_iter", 1), ("border", 0),
-                          ("mask_erode", 0)):
-            if getattr(self, name) < low:
-                raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
 
 
 @dataclass

@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from recon4d.errors import InputError
-
-DISTANCES = ("dot", "l2")
-DEFAULT_BLOCK_SIZE = 2**13
-DEFAULT_MAX_ITER = 10
+from recon4d.options import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_ITER, DISTANCES
 
 
 def nearest_neighbours(query: torch.Tensor, base: torch.Tensor, dist: str = "dot",

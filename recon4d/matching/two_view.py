@@ -13,8 +13,12 @@ from dataclasses import dataclass
 
 import torch
 
-from recon4d.align.procrustes import weighted_umeyama
 from recon4d.errors import Recon4dError
+from recon4d.geometry.umeyama import umeyama
+
+# Residuals below this fraction of the matched cloud's RMS spread count as exact: without a
+# floor, exact data has a median residual of rounding noise and "k x median" drops true inliers.
+RESIDUAL_FLOOR = 1e-6
 
 
 @dataclass
@@ -41,25 +45,29 @@ def fit_similarity(src: torch.Tensor, dst: torch.Tensor,
     """Weighted least-squares similarity transform src -> dst (Umeyama), points (M, 3), M >= 3.
 
     Float64 results; degenerate inputs give scale 1 and the identity rotation
-    (`recon4d.align.procrustes.weighted_umeyama`).
+    (`recon4d.geometry.umeyama.umeyama`).
     """
-    src, dst = src.double(), dst.double()
-    w = torch.ones(src.shape[0], dtype=torch.float64) if weights is None else weights.double()
-    scale, rotation, translation = weighted_umeyama(src[None], dst[None], w[None])
-    return Similarity(float(scale[0]), rotation[0], translation[0])
+    scale, rotation, translation = umeyama(src, dst, weights)
+    return Similarity(float(scale), rotation, translation)
 
 
 def robust_similarity(src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor | None = None,
                       rounds: int = 3, keep_factor: float = 3.0) -> tuple[Similarity, torch.Tensor]:
     """Similarity fit that drops matches whose residual exceeds `keep_factor` x the median
-    residual and refits, `rounds` times; returns the fit and its final inlier mask."""
+    residual and refits, `rounds` times; returns the fit and its final inlier mask.
+
+    Residuals up to RESIDUAL_FLOOR x the RMS spread of `dst` are always kept, so on (nearly)
+    exact data rounding noise never decides which true inliers survive.
+    """
     if src.shape[0] < 3:
         raise Recon4dError(f"a relative pose needs at least 3 matches, got {src.shape[0]}")
+    src, dst = src.double(), dst.double()
+    floor = RESIDUAL_FLOOR * (dst - dst.mean(0)).square().sum(1).mean().sqrt()
     inliers = torch.ones(src.shape[0], dtype=torch.bool)
     fit = fit_similarity(src, dst, weights)
     for _ in range(rounds):
-        residual = (fit.apply(src.double()) - dst.double()).norm(dim=1)
-        new = residual <= keep_factor * residual.median()
+        residual = (fit.apply(src) - dst).norm(dim=1)
+        new = residual <= torch.maximum(keep_factor * residual.median(), floor)
         if new.sum() < 3 or torch.equal(new, inliers):
             break
         inliers = new

@@ -32,16 +32,17 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         reason = "the Hub has no such repository or revision, or it needs an access token"
     except (HfHubHTTPError, OSError) as exc:
         reason = f"the download failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-    raise CheckpointError(_cannot_download(repo_id, reason))
+    raise CheckpointError(_cannot_download(repo_id, revision, reason))
 
 
-def _cannot_download(repo_id: str, reason: str) -> str:
+def _cannot_download(repo_id: str, revision: str | None, reason: str) -> str:
     """One paragraph: why the weights are unavailable and how to give them locally instead."""
+    at, option = (f" at revision {revision!r}", f" --revision {revision}") if revision else ("", "")
     return (
-        f"could not download the weights of {repo_id!r}: {reason}, and they are not in the "
+        f"could not download the weights of {repo_id!r}{at}: {reason}, and they are not in the "
         f"local Hugging Face cache ({constants.HF_HUB_CACHE}). Pass a local checkpoint instead "
         "with --weights PATH (in Python: load_model(PATH)), where PATH is an official .pth file "
         "or a Hugging Face folder holding config.json and model.safetensors; or download the "
-        f"repository where there is network access (`hf download {repo_id}`) and set HF_HOME "
-        "to that cache on this machine (or unset HF_HUB_OFFLINE if it was set by mistake)."
+        f"repository where there is network access (`hf download {repo_id}{option}`) and set "
+        "HF_HOME to that cache on this machine (or unset HF_HUB_OFFLINE if it was set by mistake)."
     )

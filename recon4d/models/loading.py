@@ -1,7 +1,8 @@
 """Load the official DUSt3R / MASt3R / MonST3R checkpoints safely and strictly.
 
-A checkpoint is an official `.pth` (dict with `model` and `args`), a Hugging Face folder, a Hub
-repo id or a registry name. Nothing is unpickled beyond tensors and `argparse.Namespace`, the
+A checkpoint is an official `.pth` (dict with `model` and `args`) or a Hugging Face folder, named
+by a spec of `recon4d.models.specs` (a path, `file:PATH`, `hf-hub:owner/name[@revision]` or a
+registry name). Nothing is unpickled beyond tensors and `argparse.Namespace`, the
 constructor string is parsed (never evaluated), and every missing, unexpected or mis-shaped key is
 an error, where the official loader only prints them.
 """
@@ -25,15 +26,13 @@ from recon4d.models import hub
 from recon4d.models.config import ModelConfig
 from recon4d.models.constructor import config_from_hf, inference_rewrite, parse_constructor
 from recon4d.models.network import build_model
-from recon4d.models.registry import find_official, official_names
+from recon4d.models.specs import parse_spec
 
 # checkpoint entries the network does not have and does not need (CroCo pretraining leftovers)
 IGNORED_KEYS = frozenset({"enc_pos_embed", "dec_pos_embed"})
 IGNORED_PREFIXES = ("prediction_head.",)
 ALLOWED_GLOBALS = (argparse.Namespace,)  # the only non-tensor object of an official .pth
 MAX_LISTED = 10  # keys shown per problem in an error message
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
 @dataclass
@@ -64,19 +63,11 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu", *,
 
 
 def resolve(spec: str | Path) -> Path:
-    """Local file or folder of `spec` (path, registry name or Hub repo id); downloads if needed."""
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    if isinstance(spec, str):
-        entry = find_official(spec)
-        if entry is not None:
-            return hub.download(entry.repo_id)
-        if _REPO_ID.match(spec) and not spec.lower().endswith(_WEIGHT_SUFFIXES):
-            return hub.download(spec)
-    raise CheckpointError(
-        f"{spec}: no such checkpoint file or folder, and not a known model name "
-        f"({', '.join(official_names())}) or a Hugging Face repo id (owner/name)")
+    """Local file or folder of checkpoint `spec` (see `recon4d.models.specs`); downloads if Hub."""
+    source = parse_spec(spec)
+    if source.path is not None:
+        return source.path
+    return hub.download(source.repo_id, source.revision)
 
 
 def open_checkpoint(path: Path, *, as_trained: bool = False) -> Checkpoint:

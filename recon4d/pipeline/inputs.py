@@ -6,6 +6,7 @@ crop, the original pixels for writers) and what scene.json should record about i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from recon4d.errors import InputError
-from recon4d.inference import PairPredictions, infer_pairs, make_pairs
-from recon4d.inference.run import resolve_graph, run_network
+from recon4d.inference import PairPredictions, infer_pairs
+from recon4d.inference.run import check_network, pair_edges, run_network
 from recon4d.io import collect_frames
+from recon4d.io.layout import frame_name, frame_stem
+from recon4d.options import FrameOptions, NetworkOptions
 from recon4d.pipeline.cameras import frame_geometry
 from recon4d.synthetic import OracleModel, load_scene
 
@@ -36,15 +39,12 @@ class PreparedInputs:
     record: dict[str, Any] = field(default_factory=dict)  # "inputs" and "model" of scene.json
 
 
-def from_frames(input: str | os.PathLike, *, weights: str, size: int | None, graph: str,
-                prefilter: str | None, symmetrize: bool, batch_size: int | None,
-                device: str | None, dtype: str, fps: float | None, num_frames: int | None,
+def from_frames(input: str | os.PathLike, network: NetworkOptions, frames: FrameOptions, *,
                 progress: bool = True) -> PreparedInputs:
     """Images folder or video -> network predictions (refuses frames of different sizes)."""
-    source = collect_frames(input, fps=fps, num_frames=num_frames)
-    net = run_network(source, weights=weights, size=size, graph=graph, prefilter=prefilter,
-                      symmetrize=symmetrize, batch_size=batch_size, device=device, dtype=dtype,
-                      same_shape=True, progress=progress)
+    check_network(network)
+    source = collect_frames(input, fps=frames.fps, num_frames=frames.num_frames)
+    net = run_network(source, network, same_shape=True, progress=progress)
     sizes, crops = frame_geometry(source.frames, net.size)
     files = source.frames if all(isinstance(f, Path) for f in source.frames) else None
     return PreparedInputs(net.predictions, list(source.names),
@@ -61,7 +61,7 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
                          f"{odd[1]}x{odd[0]}); global alignment needs one image size")
     n = preds.num_images
     names = (list(preds.image_names)[:n] if preds.image_names is not None
-             else [f"frame_{i:06d}" for i in range(n)])
+             else [frame_name(i) for i in range(n)])
     timestamps = preds.timestamps[:n] if preds.timestamps is not None else None
     record = {"inputs": {"predictions": str(path), "frames": n, "pairs": len(preds),
                          "images": preds.images is not None},
@@ -69,10 +69,10 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
     return PreparedInputs(preds, names, timestamps, record=record)
 
 
-def from_oracle(scene_dir: str | os.PathLike, *, size: int | None, graph: str,
-                prefilter: str | None, symmetrize: bool, batch_size: int | None,
+def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
                 progress: bool = True) -> PreparedInputs:
-    """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network."""
+    """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network,
+    so of `network` only the input size, pair graph and batch size apply."""
     scene = load_scene(scene_dir)
     if scene.num_frames < 2:
         raise InputError(f"{scene_dir}: {scene.num_frames} frame(s), at least 2 needed")
@@ -80,19 +80,17 @@ def from_oracle(scene_dir: str | os.PathLike, *, size: int | None, graph: str,
         logger.warning("%s: the scene has moving objects; static reconstruction treats them as "
                        "static (render it with --movers 0)", scene_dir)
     oracle = OracleModel(scene)
-    views = oracle.views(size)
-    graph = resolve_graph(graph, scene.num_frames)
-    edges = make_pairs(scene.num_frames, graph, symmetrize=symmetrize, prefilter=prefilter)
-    if len(edges) == 0:
-        raise InputError(f"pair graph {graph!r} leaves no pairs among {scene.num_frames} frames")
-    preds = infer_pairs(oracle, views, edges, batch_size=batch_size or 8, device="cpu",
+    views = oracle.views(network.size)
+    edges, graph = pair_edges(scene.num_frames, network)
+    preds = infer_pairs(oracle, views, edges, batch_size=network.batch_size or 8, device="cpu",
                         progress=progress)
     height, width = scene.shape
     n = scene.num_frames
     record = {"inputs": {"oracle": str(scene_dir), "frames": n, "size": max(height, width),
                          "graph": graph, "pairs": len(edges)},
-              "model": {"weights": "oracle", "corruption": "default"}}
-    return PreparedInputs(preds, [f"{i:06d}.png" for i in range(n)],
+              "model": {"weights": "oracle",
+                        "corruption": dataclasses.asdict(oracle.corruption)}}
+    return PreparedInputs(preds, [f"{frame_stem(i)}.png" for i in range(n)],
                           scene.timestamps, np.tile([width, height], (n, 1)),
                           np.tile([0, 0, width, height], (n, 1)), record=record)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,38 +16,25 @@ from typing import Any
 import numpy as np
 
 from recon4d import align
-from recon4d.align import SOLVERS
 from recon4d.align.known import KnownCameras
-from recon4d.errors import InputError, Recon4dError
+from recon4d.errors import InputError, OptionError
 from recon4d.inference.engine import requested_device
-from recon4d.inference.run import DEFAULT_WEIGHTS
 from recon4d.io import writers
 from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.layout import SCENE_JSON
 from recon4d.io.scene_json import check_output_folder, write_scene_json
+from recon4d.options import ReconstructOptions
 from recon4d.pipeline import cameras, inputs
 from recon4d.scene import Scene
 
+__all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct", "summary_line"]
 
-@dataclass
-class ReconstructOptions:
-    """Every choice of a run (recorded in scene.json); defaults are the command's defaults."""
-
-    weights: str = DEFAULT_WEIGHTS  # checkpoint path, Hugging Face id or registry name
-    size: int | None = None  # model input size; None = from the checkpoint
-    graph: str = "auto"
-    prefilter: str | None = None
-    symmetrize: bool = True
-    batch_size: int | None = None
-    device: str | None = None  # None = cuda when available, else cpu
-    dtype: str = "fp32"
-    fps: float | None = None
-    num_frames: int | None = None
-    solver: str = "fast"
-    niter: int | None = None  # None = the solver's default
-    conf_threshold: float = 3.0
-    focal: float | None = None  # pixels of the original images (model pixels for --predictions)
-    calib: str | None = None  # JSON K at the original resolution (model pixels for --predictions)
-    formats: Sequence[str] | None = None  # None = every writer format
+# The network options each prediction source uses (scene.json records only those).
+_NETWORK_FIELDS_USED = {
+    "input": None,  # all of them
+    "oracle": ("size", "graph", "prefilter", "symmetrize", "batch_size", "device"),
+    "predictions": ("device",),  # the alignment's device
+}
 
 
 @dataclass
@@ -75,37 +61,42 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     opts = options or ReconstructOptions()
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    given = [name for name, v in (("INPUT", input), ("--predictions", predictions),
-                                  ("--oracle", oracle)) if v is not None]
+    sources = {"input": input, "predictions": predictions, "oracle": oracle}
+    given = [name for name, value in sources.items() if value is not None]
     if len(given) != 1:
-        raise Recon4dError("give exactly one of INPUT (images folder or video), --predictions "
-                           f"FILE or --oracle SCENE_DIR (got {', '.join(given) or 'none'})")
-    _check_options(opts)
+        flags = {"input": "INPUT", "predictions": "--predictions", "oracle": "--oracle"}
+        raise OptionError("give exactly one of INPUT (images folder or video), --predictions "
+                          f"FILE or --oracle SCENE_DIR (got "
+                          f"{', '.join(flags[g] for g in given) or 'none'})")
+    # every cheap check before any slow work
+    formats = writers.check_formats(writers.FORMATS if opts.outputs.formats is None
+                                    else opts.outputs.formats)
     check_output_folder(out_dir, "reconstruct")
-    device = requested_device(opts.device)
-    calib = cameras.read_calibration(opts.calib) if opts.calib is not None else None
+    device = requested_device(opts.network.device)
+    alignment = opts.alignment
+    calib = cameras.read_calibration(alignment.calib) if alignment.calib is not None else None
     prepared = _prepare(input, predictions, oracle, opts, progress)
     timing = {"predict": time.perf_counter() - start}
 
     tick = time.perf_counter()
-    known = _known_cameras(prepared, opts.focal, calib)
-    scene = align.global_align(prepared.predictions, solver=opts.solver, niter=opts.niter,
-                               known=known, conf_threshold=opts.conf_threshold,
-                               device=str(device), progress=progress)
+    known = _known_cameras(prepared, alignment.focal, calib)
+    scene = align.global_align(prepared.predictions, solver=alignment.solver,
+                               niter=alignment.niter, known=known,
+                               conf_threshold=alignment.conf_threshold, device=str(device),
+                               progress=progress)
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    formats = tuple(opts.formats) if opts.formats is not None else tuple(writers.FORMATS)
+    options_record = _options_record(opts, given[0], sources)
     with atomic_output_dir(out_dir) as staging:
         files = writers.write_scene(scene, staging, formats=formats, sources=prepared.sources)
         timing["write"] = time.perf_counter() - tick
         timing["total"] = time.perf_counter() - start
         record = {**prepared.record, "timing": {k: round(v, 3) for k, v in timing.items()},
                   "result": {"frames": len(scene), "points": int(scene.masks.sum())}}
-        write_scene_json(staging, "reconstruct", _options_record(opts, input, predictions,
-                                                                 oracle), record)
-    return ReconstructResult(scene, out_dir, sorted(files) + ["scene.json"], timing)
+        write_scene_json(staging, "reconstruct", options_record, record)
+    return ReconstructResult(scene, out_dir, sorted(files) + [SCENE_JSON], timing)
 
 
 def summary_line(result: ReconstructResult) -> str:
@@ -116,26 +107,6 @@ def summary_line(result: ReconstructResult) -> str:
             f" -> {result.out_dir}")
 
 
-def _check_options(opts: ReconstructOptions) -> None:
-    """Refuse bad option values before any slow work."""
-    if opts.solver not in SOLVERS:
-        raise Recon4dError(f"unknown solver {opts.solver!r}; choose {' or '.join(SOLVERS)}")
-    if opts.niter is not None and opts.niter < 0:
-        raise Recon4dError(f"--niter must be >= 0, got {opts.niter}")
-    if not np.isfinite(opts.conf_threshold) or opts.conf_threshold < 1:
-        raise Recon4dError(f"--conf-threshold must be a number >= 1 (confidences start at 1), "
-                           f"got {opts.conf_threshold}")
-    if opts.focal is not None and opts.calib is not None:
-        raise Recon4dError("give either --focal or --calib, not both")
-    if opts.focal is not None and not (np.isfinite(opts.focal) and opts.focal > 0):
-        raise Recon4dError(f"--focal must be a positive number of pixels, got {opts.focal}")
-    if opts.formats is not None:
-        unknown = [f for f in opts.formats if f not in writers.FORMATS]
-        if unknown or not opts.formats:
-            raise Recon4dError(f"unknown output format(s) {', '.join(unknown) or '(none given)'};"
-                               f" choose from {', '.join(writers.FORMATS)}")
-
-
 def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | None,
              oracle: str | os.PathLike | None, opts: ReconstructOptions,
              progress: bool) -> inputs.PreparedInputs:
@@ -143,13 +114,8 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
     if predictions is not None:
         return inputs.from_npz(predictions)
     if oracle is not None:
-        return inputs.from_oracle(oracle, size=opts.size, graph=opts.graph,
-                                  prefilter=opts.prefilter, symmetrize=opts.symmetrize,
-                                  batch_size=opts.batch_size, progress=progress)
-    return inputs.from_frames(input, weights=opts.weights, size=opts.size, graph=opts.graph,
-                              prefilter=opts.prefilter, symmetrize=opts.symmetrize,
-                              batch_size=opts.batch_size, device=opts.device, dtype=opts.dtype,
-                              fps=opts.fps, num_frames=opts.num_frames, progress=progress)
+        return inputs.from_oracle(oracle, opts.network, progress=progress)
+    return inputs.from_frames(input, opts.network, opts.frames, progress=progress)
 
 
 def _known_cameras(prepared: inputs.PreparedInputs, focal: float | None,
@@ -176,11 +142,17 @@ def _describe(scene: Scene, prepared: inputs.PreparedInputs) -> None:
     scene.crops = prepared.crops
 
 
-def _options_record(opts: ReconstructOptions, input: Any, predictions: Any,
-                    oracle: Any) -> dict[str, Any]:
-    """The options as scene.json records them (sources included, paths as strings)."""
+def _options_record(opts: ReconstructOptions, source: str,
+                    sources: dict[str, Any]) -> dict[str, Any]:
+    """The options as scene.json records them: only those the prediction source used (an oracle
+    or predictions-file run has no network weights), plus the source paths as strings."""
     record = dataclasses.asdict(opts)
-    record["formats"] = list(opts.formats) if opts.formats is not None else None
-    record.update(input=input and str(input), predictions=predictions and str(predictions),
-                  oracle=oracle and str(oracle))
+    used = _NETWORK_FIELDS_USED[source]
+    if used is not None:
+        record["network"] = {name: record["network"][name] for name in used}
+        del record["frames"]
+    record["outputs"]["formats"] = (None if opts.outputs.formats is None
+                                    else list(opts.outputs.formats))
+    record.update({name: None if value is None else str(value)
+                   for name, value in sources.items()})
     return record

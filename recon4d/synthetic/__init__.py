@@ -6,10 +6,20 @@ folder; `OracleModel` turns it into DUSt3R/MASt3R-style pair predictions with co
 corruption, so every later stage can be tested without weights or a GPU.
 """
 
-from recon4d.synthetic.oracle import OracleCorruption, OracleModel
-from recon4d.synthetic.scene import SyntheticScene, generate_scene
-from recon4d.synthetic.scene_io import load_scene, write_scene
-from recon4d.synthetic.trajectories import TRAJECTORIES
+from __future__ import annotations
 
-__all__ = ["TRAJECTORIES", "OracleCorruption", "OracleModel", "SyntheticScene",
-           "generate_scene", "load_scene", "write_scene"]
+from recon4d.lazy import lazy_getattr
+
+# imported on first use: `recon4d synth` and the evaluation never load the oracle's torch
+_LAZY = {
+    "OracleCorruption": "recon4d.synthetic.oracle",
+    "OracleModel": "recon4d.synthetic.oracle",
+    "SyntheticScene": "recon4d.synthetic.scene",
+    "generate_scene": "recon4d.synthetic.scene",
+    "load_scene": "recon4d.synthetic.scene_io",
+    "write_scene": "recon4d.synthetic.scene_io",
+    "TRAJECTORIES": "recon4d.options",
+}
+
+__all__ = sorted(_LAZY)
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon4d.synthetic.transforms import invert_rigid, project, unproject
+from recon4d.geometry.cameras import depth_to_world, pixel_grid, project
+from recon4d.geometry.transforms import apply_transform, invert_rigid
 
 VISIBILITY_TOLERANCE = 1e-4  # relative depth slack of the occlusion test
-
-
-def world_points(depth: np.ndarray, intrinsics: np.ndarray, c2w: np.ndarray) -> np.ndarray:
-    """World points (H, W, 3) of a depth map; pixels without a surface map to the camera centre."""
-    cam = unproject(depth, intrinsics)
-    return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
 def move_points(points: np.ndarray, instance: np.ndarray, poses_from: np.ndarray,
@@ -32,7 +27,7 @@ def move_points(points: np.ndarray, instance: np.ndarray, poses_from: np.ndarray
         if np.array_equal(poses_from[k], poses_to[k]):
             continue
         sel = instance == k
-        moved[sel] = points[sel] @ relative[k, :3, :3].T + relative[k, :3, 3]
+        moved[sel] = apply_transform(relative[k], points[sel])
     return moved
 
 
@@ -58,20 +53,20 @@ def forward_flow(depth: np.ndarray, instance: np.ndarray, depth_next: np.ndarray
                  intrinsics: np.ndarray, intrinsics_next: np.ndarray, c2w: np.ndarray,
                  c2w_next: np.ndarray, object_poses: np.ndarray, object_poses_next: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Optical flow (H, W, 2), its validity (H, W) and scene flow (H, W, 3) from frame t to t+1."""
+    """Optical flow (H, W, 2), its validity (H, W) and scene flow (H, W, 3) from frame t to t+1.
+
+    Pixels without a surface or whose point is behind camera t+1 have flow 0 and are invalid.
+    """
     height, width = depth.shape
-    points = world_points(depth, intrinsics, c2w)
+    points = depth_to_world(depth, intrinsics, c2w)
     moved = move_points(points, instance, object_poses, object_poses_next)
-    w2c_next = invert_rigid(c2w_next)
-    cam_next = moved @ w2c_next[:3, :3].T + w2c_next[:3, 3]
-    uv_next, z_next = project(cam_next, intrinsics_next)
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    uv_next, z_next = project(apply_transform(invert_rigid(c2w_next), moved), intrinsics_next)
     has_surface = depth > 0
     in_front = z_next > 0
     uv_safe = np.where((has_surface & in_front)[..., None], uv_next, 0.0)
     inside = ((uv_safe[..., 0] >= -0.5) & (uv_safe[..., 0] < width - 0.5)
               & (uv_safe[..., 1] >= -0.5) & (uv_safe[..., 1] < height - 0.5))
     valid = has_surface & in_front & inside & _visible(depth_next, uv_safe, z_next)
-    flow = np.where((has_surface & in_front)[..., None], uv_safe - np.stack([u, v], -1), 0.0)
+    flow = np.where((has_surface & in_front)[..., None], uv_safe - pixel_grid(height, width), 0.0)
     scene_flow = np.where(has_surface[..., None], moved - points, 0.0)
     return flow.astype(np.float32), valid, scene_flow.astype(np.float32)

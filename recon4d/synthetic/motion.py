@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from recon4d.synthetic.transforms import axis_angle, rigid
+from recon4d.geometry.rotations import axis_angle
+from recon4d.geometry.transforms import make_rigid
 
 PATH_RADIUS = 0.5  # path centres lie within this distance of the room axis
 PATH_AMPLITUDE = (0.4, 0.8)  # per-axis amplitude range of the path around its centre
@@ -49,7 +50,7 @@ class Mover:
         xy = np.asarray(self.centre[:2]) + np.asarray(self.amplitude) * np.sin(angle)
         position = np.concatenate([xy, np.full((len(tau), 1), self.centre[2])], axis=1)
         rotation = axis_angle(np.asarray(self.spin_axis), self.spin_rate * tau + self.spin_phase)
-        return rigid(rotation, position)
+        return make_rigid(rotation, position)
 
     def as_dict(self) -> dict:
         """JSON-ready description."""

@@ -1,9 +1,10 @@
 """An oracle with the pair network's interface, built from a synthetic scene's ground truth.
 
 `OracleModel(scene)(view1, view2)` returns `pred1`, `pred2` like the DUSt3R/MASt3R forward
-(model-spec §5, §7): pts3d of view 1 and pts3d_in_other_view of view 2, both in camera 1,
-conf = 1 + exp(.) >= 1, and optionally unit descriptors with desc_conf. `OracleCorruption`
-turns exact truth into network-like predictions, deterministically per (seed, pair).
+(docs/formats.md, "Pair predictions"): pts3d of view 1 and pts3d_in_other_view of view 2, both
+in camera 1, conf = 1 + exp(.) >= 1, and optionally unit descriptors with desc_conf.
+`OracleCorruption` turns exact truth into network-like predictions, deterministically per
+(seed, pair).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from recon4d.errors import InputError
+from recon4d.geometry.cameras import camera_rays
+from recon4d.geometry.transforms import apply_transform, invert_rigid
 from recon4d.io.images import crop_geometry, load_images
 from recon4d.models.config import ModelConfig
 from recon4d.synthetic.descriptors import IdentityDescriptors
 from recon4d.synthetic.flow import move_points
 from recon4d.synthetic.scene import SyntheticScene
-from recon4d.synthetic.transforms import invert_rigid, pixel_rays
 
 SKY = -1  # object id of the descriptors of pixels without a surface (identity = direction)
 
@@ -170,8 +172,7 @@ class OracleModel(torch.nn.Module):
             world = move_points(body, inst, identity, scene.object_poses[ref])
         else:
             world = scene.world_points(i)
-        w2ref = invert_rigid(scene.poses_c2w[ref])
-        return world @ w2ref[:3, :3].T + w2ref[:3, 3]
+        return apply_transform(invert_rigid(scene.poses_c2w[ref]), world)
 
     def _radial_errors(self, depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Per-pixel factors on the distance from the view's own camera: edge blur, outliers."""
@@ -204,7 +205,7 @@ class OracleModel(torch.nn.Module):
         conf = 1.0 + c.conf_peak * np.exp(-rel_error / c.conf_error_scale)
         # no surface (sky): far along the pixel's ray, confidence 1 (zero weight in alignment)
         height, width = scene.shape
-        rays = pixel_rays(scene.intrinsics[i], width, height) @ ref_from_i[:3, :3].T
+        rays = camera_rays(scene.intrinsics[i], height, width) @ ref_from_i[:3, :3].T
         far = 2.0 * depth.max() if has_surface.any() else 1.0
         points = np.where(has_surface[..., None], points, centre + rays * far)
         out = {"pts3d": points, "conf": np.where(has_surface, conf, 1.0).astype(np.float32)}
@@ -222,7 +223,7 @@ class OracleModel(torch.nn.Module):
         scene = self.scene
         inst, body = scene.surface_coords(i)
         height, width = scene.shape
-        rays = pixel_rays(scene.intrinsics[i], width, height) @ scene.poses_c2w[i][:3, :3].T
+        rays = camera_rays(scene.intrinsics[i], height, width) @ scene.poses_c2w[i][:3, :3].T
         direction = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
         desc = self.descriptors(np.where(has_surface, inst, SKY),
                                 np.where(has_surface[..., None], body, direction))

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recon4d.geometry.cameras import camera_rays, project
+from recon4d.geometry.transforms import invert_rigid
 from recon4d.synthetic.geometry import Surfaces
-from recon4d.synthetic.transforms import invert_rigid, pixel_rays
 
 NEAR = 1e-3  # nearest visible depth in scene units
 LIGHT_DIR = np.array([0.35, -0.45, 0.82]) / np.linalg.norm([0.35, -0.45, 0.82])
@@ -46,8 +47,7 @@ def _screen_box(corners_cam: np.ndarray, intrinsics: np.ndarray, width: int,
     visible = _clip_near(corners_cam)
     if len(visible) == 0:
         return None
-    uvw = visible @ intrinsics.T
-    uv = uvw[:, :2] / uvw[:, 2:3]
+    uv, _ = project(visible, intrinsics)
     u0, v0 = np.floor(uv.min(axis=0)).astype(int) - 1
     u1, v1 = np.ceil(uv.max(axis=0)).astype(int) + 2
     u0, u1, v0, v1 = max(u0, 0), min(u1, width), max(v0, 0), min(v1, height)
@@ -57,7 +57,7 @@ def _screen_box(corners_cam: np.ndarray, intrinsics: np.ndarray, width: int,
 def rasterize(surfaces: Surfaces, object_poses: np.ndarray, c2w: np.ndarray,
               intrinsics: np.ndarray, width: int, height: int) -> Fragments:
     """Visible surface per pixel; `object_poses` (K+1, 4, 4) body-to-world at this frame."""
-    rays = pixel_rays(intrinsics, width, height)
+    rays = camera_rays(intrinsics, height, width)
     frag = Fragments(np.full((height, width), np.inf), np.full((height, width), -1, np.int32),
                      np.zeros((height, width)), np.zeros((height, width)))
     body_to_cam = invert_rigid(c2w) @ object_poses  # (K+1, 4, 4)

@@ -9,16 +9,19 @@ import numpy as np
 from tqdm import tqdm
 
 from recon4d.errors import InputError
+from recon4d.geometry.cameras import depth_to_world, intrinsics_from_fov
+from recon4d.options import SynthOptions
 from recon4d.summary_repr import summary_repr
-from recon4d.synthetic.flow import forward_flow, move_points, world_points
+from recon4d.synthetic.flow import forward_flow, move_points
 from recon4d.synthetic.geometry import Surfaces, box, room
 from recon4d.synthetic.motion import random_mover
 from recon4d.synthetic.rasterizer import rasterize, shade
 from recon4d.synthetic.trajectories import TRAJECTORIES, camera_trajectory
-from recon4d.synthetic.transforms import intrinsics_from_fov
 
 ROOM_SIZE = (10.0, 10.0, 3.0)
 GENERATOR_VERSION = 1
+
+_SYNTH = SynthOptions()  # defaults of `recon4d synth`, declared once in recon4d.options
 
 
 @dataclass
@@ -52,8 +55,7 @@ class SyntheticScene:
 
     def world_points(self, i: int) -> np.ndarray:
         """World points (H, W, 3) float64 of frame i (camera centre where depth is 0)."""
-        return world_points(self.depth[i].astype(np.float64), self.intrinsics[i],
-                            self.poses_c2w[i])
+        return depth_to_world(self.depth[i], self.intrinsics[i], self.poses_c2w[i])
 
     def surface_coords(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Surface identity of frame i's pixels: object id (H, W) and body-frame point (H, W, 3).
@@ -97,10 +99,11 @@ def _check_args(frames: int, width: int, height: int, movers: int, seed: int, tr
             raise InputError(f"synthetic scene: {message}")
 
 
-def generate_scene(frames: int = 48, width: int = 512, height: int = 384, movers: int = 2,
-                   seed: int = 0, trajectory: str = "orbit", *, fps: float = 10.0,
-                   hfov_deg: float = 60.0, static_boxes: int = 8, stops: bool = True,
-                   progress: bool = False) -> SyntheticScene:
+def generate_scene(frames: int = _SYNTH.frames, width: int = _SYNTH.width,
+                   height: int = _SYNTH.height, movers: int = _SYNTH.movers,
+                   seed: int = _SYNTH.seed, trajectory: str = _SYNTH.trajectory, *,
+                   fps: float = _SYNTH.fps, hfov_deg: float = 60.0, static_boxes: int = 8,
+                   stops: bool = _SYNTH.stops, progress: bool = False) -> SyntheticScene:
     """Render a seeded dynamic scene: a textured room, `movers` moving boxes, a camera path.
 
     Movers alternate between ground boxes (slide and turn) and floating cubes (tumble); with

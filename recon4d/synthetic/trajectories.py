@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon4d.synthetic.transforms import look_at
+from recon4d.geometry.cameras import look_at
+from recon4d.options import TRAJECTORIES
 
-TRAJECTORIES = ("orbit", "walk", "shake", "rotation")
 EYE_HEIGHT = 1.5
 TARGET = np.array([0.0, 0.0, 0.8])  # where orbiting and hand-held cameras look
 ORBIT_RADIUS, ORBIT_SPEED = 3.5, np.radians(20.0)  # units, radians per second

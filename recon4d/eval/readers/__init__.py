@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
 from recon4d.errors import InputError
-from recon4d.eval.readers import bonn, davis, sintel, synthetic, tum
 from recon4d.eval.readers.base import ALL_FRAMES, FrameSelection, GroundTruth
+from recon4d.io.layout import POSES_FILE
+from recon4d.options.choices import GT_FORMATS
 
-# Detection order matters: Bonn folders are also valid TUM folders.
-READERS: dict[str, ModuleType] = {"synthetic": synthetic, "sintel": sintel, "davis": davis,
-                                  "bonn": bonn, "tum": tum}
-GT_FORMATS = tuple(READERS)
+# One module per format, tried in GT_FORMATS order (Bonn folders are also valid TUM folders).
+READERS: dict[str, ModuleType] = {name: import_module(f"recon4d.eval.readers.{name}")
+                                  for name in GT_FORMATS}
 
 __all__ = ["ALL_FRAMES", "GT_FORMATS", "FrameSelection", "GroundTruth", "detect_format",
            "list_sequences", "load_sequence"]
@@ -26,7 +27,7 @@ def detect_format(root: Path) -> str:
         if reader.detect(root):
             return name
     raise InputError(f"{root}: not a known ground-truth layout (looked for a synthetic scene "
-                     "with poses_c2w.npy, Sintel training/depth or camdata_left, DAVIS "
+                     f"with {POSES_FILE}, Sintel training/depth or camdata_left, DAVIS "
                      "JPEGImages + Annotations, TUM/Bonn rgb.txt)")
 
 

@@ -47,7 +47,8 @@ class GroundTruth:
     `poses` (N, 4, 4) camera-to-world (rows of NaN where a frame has no pose), `depth` (N, H, W)
     float32 (0 = no measurement), `masks` (N, H, W) bool (dynamic foreground), `intrinsics`
     (N, 3, 3) in pixels of the depth maps, `timestamps` (N,) in seconds or frame indices,
-    `max_depth`: the benchmark's usual depth cap.
+    `max_depth`: the benchmark's usual depth cap (valid pixels lie below it); `clip_depth`: the
+    upper clip its published protocol applies to aligned predictions (Sintel: 70), if any.
     """
 
     name: str
@@ -58,6 +59,7 @@ class GroundTruth:
     masks: np.ndarray | None = None
     intrinsics: np.ndarray | None = None
     max_depth: float | None = None
+    clip_depth: float | None = None
 
     def __len__(self) -> int:
         return len(self.frames)

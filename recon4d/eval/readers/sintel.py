@@ -16,6 +16,7 @@ import numpy as np
 from recon4d.errors import InputError
 from recon4d.eval.files import numbered_files, stack_frames
 from recon4d.eval.readers.base import ALL_FRAMES, FrameSelection, GroundTruth
+from recon4d.geometry.transforms import invert_rigid
 
 TAG = 202021.25
 MAX_DEPTH = 70.0
@@ -72,7 +73,7 @@ def read_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
     values = np.frombuffer(data, "<f8", offset=4)
     w2c = np.eye(4)
     w2c[:3] = values[9:].reshape(3, 4)
-    return values[:9].reshape(3, 3).copy(), np.linalg.inv(w2c)
+    return values[:9].reshape(3, 3).copy(), invert_rigid(w2c)
 
 
 def load(path: Path, selection: FrameSelection = ALL_FRAMES) -> GroundTruth:
@@ -88,7 +89,7 @@ def load(path: Path, selection: FrameSelection = ALL_FRAMES) -> GroundTruth:
         raise InputError(f"{depth_dir}: the frame selection leaves no frame")
     stems = [stems[i] for i in keep]
     gt = GroundTruth(name=name, frames=stems, timestamps=keep.astype(np.float64),
-                     max_depth=MAX_DEPTH)
+                     max_depth=MAX_DEPTH, clip_depth=MAX_DEPTH)
     if depth_dir.is_dir():
         paths = [depth_dir / f"{s}.dpt" for s in stems]
         gt.depth = stack_frames([read_dpt(p) for p in paths], paths)

@@ -1,5 +1,6 @@
-"""recon4d synthetic scene folders: depth/*.npy, dynamic_mask/*.png (0/255), poses_c2w.npy,
-intrinsics.npy, and timestamps.npy (else the first column of trajectory_tum.txt)."""
+"""recon4d synthetic scene folders (names of `recon4d.io.layout`): depth/*.npy,
+dynamic_mask/*.png (0/255), poses_c2w.npy, intrinsics.npy, and timestamps.npy (else the first
+column of trajectory_tum.txt)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,21 @@ from recon4d.eval.readers.base import (
     GroundTruth,
     sequence_folders,
 )
-from recon4d.eval.trajectory import read_tum
+from recon4d.io.layout import (
+    DEPTH_DIR,
+    DYNAMIC_MASK_DIR,
+    INTRINSICS_ARRAY_FILE,
+    POSES_FILE,
+    TIMESTAMPS_FILE,
+    TRAJECTORY_FILE,
+    frame_stem,
+)
+from recon4d.io.tum import read_tum
 
 
 def is_sequence(path: Path) -> bool:
     """A synthetic scene folder."""
-    return (path / "poses_c2w.npy").is_file()
+    return (path / POSES_FILE).is_file()
 
 
 def sequences(root: Path) -> dict[str, Path]:
@@ -35,23 +45,24 @@ def detect(root: Path) -> bool:
 
 def load(path: Path, selection: FrameSelection = ALL_FRAMES) -> GroundTruth:
     """Read the selected frames of one synthetic scene."""
-    poses = read_npy(path / "poses_c2w.npy", ndim=3).astype(np.float64)
+    poses = read_npy(path / POSES_FILE, ndim=3).astype(np.float64)
     if poses.shape[1:] != (4, 4):
-        raise InputError(f"{path / 'poses_c2w.npy'}: expected (N, 4, 4), got {poses.shape}")
+        raise InputError(f"{path / POSES_FILE}: expected (N, 4, 4), got {poses.shape}")
     num = len(poses)
     keep = selection.indices(num)
     if len(keep) == 0:
         raise InputError(f"{path}: the frame selection leaves no frame")
     stamps = timestamps(path, num)
-    gt = GroundTruth(name=path.name, frames=[f"{i:06d}" for i in keep],
+    gt = GroundTruth(name=path.name, frames=[frame_stem(i) for i in keep],
                      timestamps=stamps[keep], poses=poses[keep])
-    if (path / "intrinsics.npy").is_file():
-        k = read_npy(path / "intrinsics.npy", ndim=3).astype(np.float64)
+    if (path / INTRINSICS_ARRAY_FILE).is_file():
+        k = read_npy(path / INTRINSICS_ARRAY_FILE, ndim=3).astype(np.float64)
         if k.shape != (num, 3, 3):
-            raise InputError(f"{path / 'intrinsics.npy'}: expected ({num}, 3, 3), got {k.shape}")
+            raise InputError(f"{path / INTRINSICS_ARRAY_FILE}: expected ({num}, 3, 3), "
+                             f"got {k.shape}")
         gt.intrinsics = k[keep]
-    gt.depth = frame_stack(path / "depth", ".npy", num, keep, lambda p: read_npy(p, 2))
-    gt.masks = frame_stack(path / "dynamic_mask", ".png", num, keep, read_mask)
+    gt.depth = frame_stack(path / DEPTH_DIR, ".npy", num, keep, lambda p: read_npy(p, 2))
+    gt.masks = frame_stack(path / DYNAMIC_MASK_DIR, ".png", num, keep, read_mask)
     if gt.depth is not None:
         gt.depth = gt.depth.astype(np.float32)
     return gt
@@ -59,15 +70,16 @@ def load(path: Path, selection: FrameSelection = ALL_FRAMES) -> GroundTruth:
 
 def timestamps(path: Path, num: int) -> np.ndarray:
     """Frame times from timestamps.npy or trajectory_tum.txt, else the frame indices."""
-    if (path / "timestamps.npy").is_file():
-        source, stamps = path / "timestamps.npy", read_npy(path / "timestamps.npy", ndim=1)
-    elif (path / "trajectory_tum.txt").is_file():
-        source = path / "trajectory_tum.txt"
+    if (path / TIMESTAMPS_FILE).is_file():
+        source = path / TIMESTAMPS_FILE
+        stamps = read_npy(source, ndim=1)
+    elif (path / TRAJECTORY_FILE).is_file():
+        source = path / TRAJECTORY_FILE
         stamps = read_tum(source).timestamps
     else:
         return np.arange(num, dtype=np.float64)
     if len(stamps) != num:
-        raise InputError(f"{source}: {len(stamps)} entries, but poses_c2w.npy has {num} frames")
+        raise InputError(f"{source}: {len(stamps)} entries, but {POSES_FILE} has {num} frames")
     return stamps.astype(np.float64)
 
 

@@ -20,7 +20,8 @@ from recon4d.eval.readers.base import (
     GroundTruth,
     sequence_folders,
 )
-from recon4d.eval.trajectory import nearest_within, poses_from_tum_rows, read_number_table
+from recon4d.eval.trajectory import nearest_within
+from recon4d.io.tum import poses_from_tum_rows, read_number_table
 
 DEPTH_SCALE = 5000.0
 # Published Kinect calibrations (fx, fy, cx, cy) of the TUM RGB-D recordings.

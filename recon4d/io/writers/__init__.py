@@ -1,7 +1,8 @@
 """Output writers: every file format of a reconstructed Scene, in a fixed documented layout.
 
 `write_scene` validates the Scene (and source images) before writing anything, writes each file
-atomically and returns the relative paths written, for the caller's `scene.json`.
+atomically and returns the relative paths written, for the caller's `scene.json`. The file names
+are those of `recon4d.io.layout`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recon4d.errors import InputError
+from recon4d.io.layout import CLOUD_FILE, DYNAMIC_MASK_DIR, KEPT_MASK_DIR, frame_name
 from recon4d.io.writers.colmap import DEFAULT_MAX_POINTS, write_colmap
 from recon4d.io.writers.conf import write_conf
 from recon4d.io.writers.depth import (
@@ -21,6 +23,7 @@ from recon4d.io.writers.depth import (
 )
 from recon4d.io.writers.glb import write_glb
 from recon4d.io.writers.intrinsics import write_intrinsics
+from recon4d.io.writers.masks import write_masks
 from recon4d.io.writers.nerfstudio import check_sources, write_nerfstudio
 from recon4d.io.writers.ply import write_ply
 from recon4d.io.writers.points import masked_points
@@ -28,8 +31,9 @@ from recon4d.io.writers.trajectory import write_trajectory
 from recon4d.io.writers.validate import check_scene
 from recon4d.scene import Scene
 
-FORMATS = ("trajectory", "intrinsics", "depth", "depth_png", "depth_color", "conf", "ply", "glb",
-           "colmap", "nerfstudio")
+# dynamic_mask writes nothing for a Scene without dynamic masks
+FORMATS = ("trajectory", "intrinsics", "depth", "depth_png", "depth_color", "conf", "kept_mask",
+           "dynamic_mask", "ply", "glb", "colmap", "nerfstudio")
 ALL_FORMATS = FORMATS
 
 
@@ -51,7 +55,7 @@ def frame_names(scene: Scene) -> list[str]:
     if (len(names) == len(scene) and len(set(names)) == len(names)
             and all(name and name.split() == [name] for name in names)):
         return names
-    return [f"frame_{i:06d}.png" for i in range(len(scene))]
+    return [f"{frame_name(i)}.png" for i in range(len(scene))]
 
 
 def write_scene(scene: Scene, out_dir: str | os.PathLike, formats: Sequence[str] = ALL_FORMATS,
@@ -80,12 +84,14 @@ def write_scene(scene: Scene, out_dir: str | os.PathLike, formats: Sequence[str]
         "depth_png": lambda: write_depth_png(scene, out, scale),
         "depth_color": lambda: write_depth_color(scene, out),
         "conf": lambda: write_conf(scene, out),
+        "kept_mask": lambda: write_masks(scene.masks, out, KEPT_MASK_DIR),
+        "dynamic_mask": lambda: write_masks(scene.dynamic_masks, out, DYNAMIC_MASK_DIR),
         "ply": lambda: write_ply(points, out),
         "glb": lambda: write_glb(scene, points, out, frustum_depth),
         "colmap": lambda: write_colmap(scene, points, frame_names(scene), out, colmap_max_points),
         "nerfstudio": lambda: write_nerfstudio(
             scene, out, sources if upright is not None else None, upright,
-            "pointcloud.ply" if "ply" in wanted else None),
+            CLOUD_FILE if "ply" in wanted else None),
     }
     written: list[str] = []
     for name in wanted:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recon4d.eval.trajectory import matrix_to_quat
+from recon4d.geometry.quaternions import matrix_to_quat
 from recon4d.io.atomic import atomic_write_bytes, atomic_write_text
+from recon4d.io.layout import COLMAP_SPARSE_DIR
 from recon4d.io.pixels import model_to_source
 from recon4d.io.writers.intrinsics import original_cameras
 from recon4d.io.writers.points import MaskedPoints, evenly_spaced
 from recon4d.scene import Scene
 
-SPARSE_DIR = "colmap/sparse/0"
 PINHOLE_ID = 1
 DEFAULT_MAX_POINTS = 500_000
 _ROWS_PER_CHUNK = 50_000
@@ -137,7 +137,7 @@ def write_colmap(scene: Scene, points: MaskedPoints, names: list[str], out_dir: 
     files = []
     for stem in ("cameras", "images", "points3D"):
         stem_attr = stem.lower()
-        text_path, bin_path = f"{SPARSE_DIR}/{stem}.txt", f"{SPARSE_DIR}/{stem}.bin"
+        text_path, bin_path = f"{COLMAP_SPARSE_DIR}/{stem}.txt", f"{COLMAP_SPARSE_DIR}/{stem}.bin"
         atomic_write_text(out_dir / text_path, getattr(model, f"{stem_attr}_txt")())
         atomic_write_bytes(out_dir / bin_path, getattr(model, f"{stem_attr}_bin")())
         files += [text_path, bin_path]

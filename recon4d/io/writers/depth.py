@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from recon4d.io.writers.files import frame_stem, save_npy, save_png
+from recon4d.io.layout import DEPTH_COLOR_DIR, DEPTH_DIR, frame_file
+from recon4d.io.writers.files import save_npy, save_png
 from recon4d.scene import Scene
 from recon4d.viz.colormap import apply_colormap
 
@@ -22,7 +23,7 @@ def depth_png_scale(depths: np.ndarray) -> float:
 
 def write_depth_npy(scene: Scene, out_dir: Path) -> list[str]:
     """Write `depth/NNNNNN.npy` (float32, H×W, z-depth in scene units)."""
-    files = [f"depth/{frame_stem(i)}.npy" for i in range(len(scene))]
+    files = [frame_file(DEPTH_DIR, i, ".npy") for i in range(len(scene))]
     for path, depth in zip(files, scene.depths, strict=True):
         save_npy(out_dir / path, depth.astype(np.float32))
     return files
@@ -30,7 +31,7 @@ def write_depth_npy(scene: Scene, out_dir: Path) -> list[str]:
 
 def write_depth_png(scene: Scene, out_dir: Path, scale: float) -> list[str]:
     """Write `depth/NNNNNN.png`, 16-bit: depth = value * scale (also in the PNG's tEXt chunk)."""
-    files = [f"depth/{frame_stem(i)}.png" for i in range(len(scene))]
+    files = [frame_file(DEPTH_DIR, i, ".png") for i in range(len(scene))]
     text = {"depth_scale": repr(scale), "depth_unit": "scene units per count; 0 = no depth"}
     for path, depth in zip(files, scene.depths, strict=True):
         counts = np.clip(np.rint(depth / scale), 0, PNG_MAX).astype(np.uint16)
@@ -51,7 +52,7 @@ def write_depth_color(scene: Scene, out_dir: Path) -> list[str]:
     """Write `depth_color/NNNNNN.png`: inverse depth, one range for the whole scene, near bright."""
     lo, hi = inverse_depth_range(scene.depths)
     span = hi - lo if hi > lo else 1.0
-    files = [f"depth_color/{frame_stem(i)}.png" for i in range(len(scene))]
+    files = [frame_file(DEPTH_COLOR_DIR, i, ".png") for i in range(len(scene))]
     for path, depth in zip(files, scene.depths, strict=True):
         with np.errstate(divide="ignore"):
             inv = np.where(depth > 0, 1.0 / depth, np.nan)

@@ -11,11 +11,6 @@ from PIL import Image, PngImagePlugin
 from recon4d.io.atomic import atomic_path, atomic_write_bytes
 
 
-def frame_stem(index: int) -> str:
-    """The zero-padded file stem of frame `index` (`000042`), shared by every per-frame folder."""
-    return f"{index:06d}"
-
-
 def save_npy(path: Path, array: np.ndarray) -> None:
     """Write `array` as a `.npy` file atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recon4d.geometry.transforms import invert_rigid
 from recon4d.io.atomic import atomic_write_bytes
+from recon4d.io.layout import GLB_FILE
 from recon4d.io.writers.points import MaskedPoints
 from recon4d.scene import Scene
 from recon4d.viz.colormap import apply_colormap
@@ -28,7 +30,7 @@ _POINTS, _LINES = 0, 1
 
 def viewing_transform(scene: Scene) -> np.ndarray:
     """4×4 world -> camera 0 with OpenGL axes (the GLB root node's matrix)."""
-    return np.linalg.inv(scene.poses_c2w[0] @ OPENCV_TO_OPENGL)
+    return invert_rigid(scene.poses_c2w[0] @ OPENCV_TO_OPENGL)
 
 
 def default_frustum_depth(scene: Scene) -> float:
@@ -123,5 +125,5 @@ def glb_bytes(scene: Scene, points: MaskedPoints, frustum_depth: float | None = 
 def write_glb(scene: Scene, points: MaskedPoints, out_dir: Path,
               frustum_depth: float | None = None) -> list[str]:
     """Write `scene.glb`; frustums reach `frustum_depth` (default: default_frustum_depth)."""
-    atomic_write_bytes(out_dir / "scene.glb", glb_bytes(scene, points, frustum_depth))
-    return ["scene.glb"]
+    atomic_write_bytes(out_dir / GLB_FILE, glb_bytes(scene, points, frustum_depth))
+    return [GLB_FILE]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from recon4d.io.atomic import atomic_write_text
+from recon4d.io.layout import INTRINSICS_FILE
 from recon4d.io.pixels import crop_offset_scale, intrinsics_to_source
 from recon4d.scene import Scene
 
@@ -51,5 +52,5 @@ def write_intrinsics(scene: Scene, out_dir: Path,
            "width": w, "height": h, "frames": frames}
     if depth_png_scale is not None:
         doc["depth_png_scale"] = depth_png_scale
-    atomic_write_text(out_dir / "intrinsics.json", json.dumps(doc, indent=1) + "\n")
-    return ["intrinsics.json"]
+    atomic_write_text(out_dir / INTRINSICS_FILE, json.dumps(doc, indent=1) + "\n")
+    return [INTRINSICS_FILE]

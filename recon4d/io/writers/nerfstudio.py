@@ -18,8 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recon4d.errors import InputError
 from recon4d.io.atomic import atomic_path, atomic_write_text
+from recon4d.io.layout import NERFSTUDIO_FILE, NERFSTUDIO_IMAGES_DIR, frame_file
+from recon4d.io.os_errors import os_error_text
 from recon4d.io.pixels import intrinsics_to_source
-from recon4d.io.writers.files import frame_stem, save_png
+from recon4d.io.writers.files import save_png
 from recon4d.io.writers.glb import OPENCV_TO_OPENGL
 from recon4d.io.writers.intrinsics import original_cameras
 from recon4d.scene import Scene
@@ -34,7 +36,7 @@ def _source_needs_upright(path: Path, expected: tuple[int, int]) -> bool:
             rotated = img.getexif().get(EXIF_ORIENTATION, 1) not in (1, None)
             size = ImageOps.exif_transpose(img).size if rotated else img.size
     except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"{path}: cannot read source image ({exc})") from None
+        raise InputError(f"{path}: cannot read source image ({os_error_text(exc, path)})") from None
     if size != expected:
         raise InputError(f"{path}: source image is {size[0]}x{size[1]}, but the scene's frame was "
                          f"made from a {expected[0]}x{expected[1]} image")
@@ -87,16 +89,16 @@ def write_nerfstudio(scene: Scene, out_dir: Path, sources: list[str | os.PathLik
     for i in range(len(scene)):
         if sources is None:
             image, k = _resized_frame(scene, i, scales[i])
-            rel = f"images/{frame_stem(i)}.png"
+            rel = frame_file(NERFSTUDIO_IMAGES_DIR, i, ".png")
             save_png(out_dir / rel, image)
             size = image.size
         elif upright[i]:
-            rel = f"images/{frame_stem(i)}.png"
+            rel = frame_file(NERFSTUDIO_IMAGES_DIR, i, ".png")
             with Image.open(sources[i]) as img:
                 save_png(out_dir / rel, ImageOps.exif_transpose(img))
             k, size = k0[i], sizes[i]
         else:
-            rel = f"images/{frame_stem(i)}{Path(sources[i]).suffix.lower()}"
+            rel = frame_file(NERFSTUDIO_IMAGES_DIR, i, Path(sources[i]).suffix.lower())
             with atomic_path(out_dir / rel) as tmp:
                 shutil.copyfile(sources[i], tmp)
             k, size = k0[i], sizes[i]
@@ -106,5 +108,5 @@ def write_nerfstudio(scene: Scene, out_dir: Path, sources: list[str | os.PathLik
            "frames": frames}
     if ply_file is not None:
         doc["ply_file_path"] = ply_file
-    atomic_write_text(out_dir / "transforms.json", json.dumps(doc, indent=1) + "\n")
-    return files + ["transforms.json"]
+    atomic_write_text(out_dir / NERFSTUDIO_FILE, json.dumps(doc, indent=1) + "\n")
+    return files + [NERFSTUDIO_FILE]

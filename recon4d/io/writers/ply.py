@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from recon4d.io.atomic import atomic_write_bytes
+from recon4d.io.layout import CLOUD_FILE
 from recon4d.io.writers.points import MaskedPoints
 
 VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
@@ -29,5 +30,5 @@ def ply_bytes(points: MaskedPoints) -> bytes:
 
 def write_ply(points: MaskedPoints, out_dir: Path) -> list[str]:
     """Write `pointcloud.ply` (world frame, the Scene's axes and units)."""
-    atomic_write_bytes(out_dir / "pointcloud.ply", ply_bytes(points))
-    return ["pointcloud.ply"]
+    atomic_write_bytes(out_dir / CLOUD_FILE, ply_bytes(points))
+    return [CLOUD_FILE]

@@ -43,6 +43,8 @@ def check_scene(scene: Scene) -> None:
         raise InputError(f"Scene.images: expected uint8, got {scene.images.dtype}")
     _expect_shape("confs", scene.confs, (n, h, w))
     _expect_shape("masks", scene.masks, (n, h, w))
+    if scene.dynamic_masks is not None:
+        _expect_shape("dynamic_masks", scene.dynamic_masks, (n, h, w))
     _expect_shape("intrinsics", scene.intrinsics, (n, 3, 3))
     _expect_shape("poses_c2w", scene.poses_c2w, (n, 4, 4))
     if scene.image_names and len(scene.image_names) != n:

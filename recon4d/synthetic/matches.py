@@ -1,11 +1,15 @@
-"""Correctness of matches on a synthetic scene, from its ground-truth geometry and motion."""
+"""Correctness of matches on a synthetic scene, from its ground-truth geometry and motion.
+
+It lives with the scenes (above `recon4d.matching` in the layer order) because it reads their
+ground truth; the matcher itself never sees it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from recon4d.synthetic import SyntheticScene
 from recon4d.synthetic.flow import forward_flow
+from recon4d.synthetic.scene import SyntheticScene
 
 
 def correct_matches(scene: SyntheticScene, i: int, j: int, xy1: np.ndarray, xy2: np.ndarray,

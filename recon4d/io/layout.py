@@ -1,0 +1,113 @@
+"""Every file and folder name recon4d writes or reads back, in one place.
+
+Writers (`recon4d.io.writers`, `recon4d.synthetic.scene_io`, the commands), readers
+(`recon4d.eval`) and tests take the names from here. Frame files are numbered by frame index
+with six digits in input order (`frame_stem`); `NNNNNN` below stands for that number.
+
+Two kinds of per-frame mask, never called just "masks" on disk:
+
+- **kept mask** (`kept_mask/`): the pixels whose 3D point is kept in the cloud (confidence
+  threshold and clean-up, `Scene.masks`); PLY, GLB and COLMAP hold exactly these points.
+- **dynamic mask** (`dynamic_mask/`, the motion mask): the pixels of moving content
+  (`Scene.dynamic_masks`, a synthetic scene's movers); `recon4d eval` scores them against a
+  benchmark's dynamic masks. The name is MonST3R's (`dynamic_mask_%d.png`).
+
+Depth is `depth` everywhere (folder, format name, synthetic scene); never `depths` on disk.
+
+Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets), `infer`,
+`match` and `eval`:
+
+| Name | What | Format | Written by |
+|---|---|---|---|
+| `scene.json` | what was run and every file written | JSON | every command |
+| `predictions.npz` | pair predictions of the network | npz, no pickles | `infer` |
+| `trajectory_tum.txt` | camera-to-world poses | TUM `t tx ty tz qx qy qz qw` | [trajectory] |
+| `intrinsics.json` | K per frame, model and original resolution | JSON | [intrinsics] |
+| `depth/NNNNNN.npy` | z-depth, scene units | float32 H×W | [depth] |
+| `depth/NNNNNN.png` | z-depth = value × `depth_png_scale` | 16-bit PNG | [depth_png] |
+| `depth_color/NNNNNN.png` | inverse depth, colour-mapped | RGB PNG | [depth_color] |
+| `conf/NNNNNN.npy` | confidence of each pixel | float32 H×W | [conf] |
+| `kept_mask/NNNNNN.png` | kept points (see above) | 8-bit PNG, 255 kept | [kept_mask] |
+| `dynamic_mask/NNNNNN.png` | moving pixels (see above) | 8-bit PNG, 255 moving | [dynamic_mask] |
+| `pointcloud.ply` | kept points | binary PLY, xyz float32, rgb uchar | [ply] |
+| `scene.glb` | kept points and camera frustums | glTF 2.0 binary | [glb] |
+| `colmap/sparse/0/` | `{cameras,images,points3D}.{txt,bin}` | COLMAP sparse model | [colmap] |
+| `transforms.json` | cameras of a nerfstudio dataset | nerfstudio JSON | [nerfstudio] |
+| `images/NNNNNN.*` | the frames at original resolution | source file or PNG | [nerfstudio] |
+| `matches_I_J.npz` | matches of images I < J | npz | `match` |
+| `matches_I_J.png` | drawing of some matches | PNG | `match` |
+| `metrics.json` | evaluation report (default path) | JSON | `eval` |
+
+Synthetic scene folder (`recon4d synth`, `recon4d.synthetic.write_scene`; per-file formats are
+recorded in its `scene.json` under `layout`); flow files exist for frames 0..N-2:
+
+| Name | What | Format | Written by |
+|---|---|---|---|
+| `scene.json` | generator options, seed, size, layout | JSON | `synth` |
+| `rgb/NNNNNN.png` | colour frame | 8-bit RGB PNG | `synth` |
+| `depth/NNNNNN.npy` | z-depth, 0 where no surface | float32 H×W | `synth` |
+| `dynamic_mask/NNNNNN.png` | pixels of movers | 8-bit PNG, 255 moving | `synth` |
+| `instance/NNNNNN.png` | object id, 0 static | 16-bit PNG | `synth` |
+| `flow_fwd/NNNNNN.npy` | optical flow to frame i+1 | float32 H×W×2 | `synth` |
+| `flow_valid/NNNNNN.png` | where the flow is valid | 8-bit PNG, 255 valid | `synth` |
+| `scene_flow_fwd/NNNNNN.npy` | 3D motion to frame i+1 | float32 H×W×3 | `synth` |
+| `poses_c2w.npy` | camera-to-world poses | float64 N×4×4 | `synth` |
+| `intrinsics.npy` | K per frame | float64 N×3×3 | `synth` |
+| `timestamps.npy` | frame times, seconds | float64 N | `synth` |
+| `object_poses.npy` | body-to-world pose of each object | float64 N×(K+1)×4×4 | `synth` |
+| `trajectory_tum.txt` | camera-to-world poses | TUM | `synth` |
+"""
+
+from __future__ import annotations
+
+# --- shared by command outputs and synthetic scenes -------------------------------------------
+SCENE_JSON = "scene.json"
+TRAJECTORY_FILE = "trajectory_tum.txt"
+DEPTH_DIR = "depth"
+DYNAMIC_MASK_DIR = "dynamic_mask"
+
+# --- outputs of `recon4d infer`, `reconstruct`, `match` and `eval` --------------------------
+PREDICTIONS_FILE = "predictions.npz"
+INTRINSICS_FILE = "intrinsics.json"
+DEPTH_COLOR_DIR = "depth_color"
+CONF_DIR = "conf"
+KEPT_MASK_DIR = "kept_mask"
+CLOUD_FILE = "pointcloud.ply"
+GLB_FILE = "scene.glb"
+COLMAP_SPARSE_DIR = "colmap/sparse/0"
+NERFSTUDIO_FILE = "transforms.json"
+NERFSTUDIO_IMAGES_DIR = "images"
+METRICS_FILE = "metrics.json"
+
+# --- synthetic scene folder ---------------------------------------------------------------------
+RGB_DIR = "rgb"
+INSTANCE_DIR = "instance"
+FLOW_DIR = "flow_fwd"
+FLOW_VALID_DIR = "flow_valid"
+SCENE_FLOW_DIR = "scene_flow_fwd"
+POSES_FILE = "poses_c2w.npy"
+INTRINSICS_ARRAY_FILE = "intrinsics.npy"
+TIMESTAMPS_FILE = "timestamps.npy"
+OBJECT_POSES_FILE = "object_poses.npy"
+
+
+def frame_stem(index: int) -> str:
+    """The zero-padded file stem of frame `index` (`000042`), shared by every per-frame folder."""
+    return f"{index:06d}"
+
+
+def frame_name(index: int) -> str:
+    """Name of frame `index` when it has no file name (a video frame, an image given in memory):
+    `frame_000042`."""
+    return f"frame_{frame_stem(index)}"
+
+
+def frame_file(folder: str, index: int, suffix: str) -> str:
+    """Relative POSIX path of frame `index` in `folder`: `frame_file("depth", 3, ".npy")` is
+    `depth/000003.npy`."""
+    return f"{folder}/{frame_stem(index)}{suffix}"
+
+
+def matches_stem(i: int, j: int) -> str:
+    """File stem of the matches of images `i` and `j` (`matches_0_2`; .npz data, .png drawing)."""
+    return f"matches_{i}_{j}"

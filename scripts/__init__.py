@@ -1,0 +1,1 @@
+"""Maintenance scripts; the Python ones are importable by the tests (`scripts.<name>`)."""
