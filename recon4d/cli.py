@@ -22,6 +22,7 @@ from recon4d.io.signals import Terminated, sigterm_as_interrupt
 COMMANDS = {  # name: one line for `recon4d --help`
     "reconstruct": "images or video -> depth, cameras, point cloud in every format",
     "infer": "run the pair network on images or a video; writes predictions.npz",
+    "masks": "per-frame motion masks (Easi3R attention or optical flow) of images or a video",
     "match": "MASt3R pixel matches between images, optionally inside masks",
     "synth": "render a synthetic dynamic scene with ground truth",
     "eval": "evaluate outputs against a benchmark's ground truth (poses, depth, masks, clouds)",

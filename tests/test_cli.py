@@ -30,7 +30,7 @@ HEAVY = ("torch", "numpy", "PIL", "huggingface_hub")
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["reconstruct", "--help"], ["infer", "--help"], ["match", "--help"],
-    ["synth", "--help"], ["eval", "--help"]])
+    ["synth", "--help"], ["eval", "--help"], ["masks", "--help"]])
 def test_help_imports_no_heavy_module(argv):
     """A fresh interpreter prints the help without importing torch, numpy, PIL or the Hub."""
     code = ("import sys\nfrom recon4d.cli import main\ntry:\n    main(sys.argv[1:])\n"

@@ -1,8 +1,7 @@
 """Every case of the golden manifest in $RECON4D_GOLDEN_DIR, at the manifest's tolerances.
 
 Nothing here is specific to the shipped cases: shapes, sizes and file names come from the
-manifest. A case whose kind has no runner fails; kinds owned by later work are skipped with a
-reason until their runner exists.
+manifest. A case whose kind has no runner fails.
 """
 
 from __future__ import annotations
@@ -23,12 +22,9 @@ RUNNERS = {
     "keys": "checkpoints:run_keys",
     "focal": "focal:run_focal",
     "reciprocal_nn": "matching:run_reciprocal_nn",
-}
-# kinds whose implementation belongs to later issues: skipped, with the reason, until they land
-PENDING = {
-    "easi3r_attention": "Easi3R attention probes land with the dynamics work",
-    "easi3r_masked_forward": "Easi3R attention re-weighting lands with the dynamics work",
-    "easi3r_aggregation": "Easi3R aggregation lands with the dynamics work",
+    "easi3r_attention": "easi3r:run_easi3r_attention",
+    "easi3r_masked_forward": "easi3r:run_easi3r_masked_forward",
+    "easi3r_aggregation": "aggregation:run_easi3r_aggregation",
 }
 
 CASES = load_manifest()["cases"]
@@ -43,8 +39,6 @@ def _runner(kind: str):
 def test_golden_case(case: dict) -> None:
     kind = case["kind"]
     if kind not in RUNNERS:
-        if kind in PENDING:
-            pytest.skip(PENDING[kind])
         pytest.fail(f"golden case {case['name']!r} has unknown kind {kind!r}")
     actual = _runner(kind)(case, GOLDEN_DIR)
     expected_file = case["files"].get("expected")

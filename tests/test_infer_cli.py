@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 
 from recon4d import models
 from recon4d.cli import main
-from recon4d.inference import PairPredictions
+from recon4d.inference import PairPredictions, infer_pairs
 from recon4d.io import load_images
 from tests.conftest import GOLDEN_DIR, load_manifest
 from tests.test_inference import PixelPairModel
@@ -220,3 +221,30 @@ def test_bad_counts_are_refused_before_any_work(argv, message, capsys):
         status = exit_info.code
     assert status == 2
     assert message in capsys.readouterr().err
+
+
+def test_infer_probes_keeps_the_attention_maps(tmp_path):
+    """`--probes` saves what `infer_pairs(..., probes=True)` gives on the same views, with the
+    probe shapes the manifest's checkpoint implies (layers x heads channels, encoder width)."""
+    case = next(c for c in load_manifest()["cases"] if c["kind"] == "easi3r_aggregation")
+    checkpoint = str(GOLDEN_DIR / case["files"]["checkpoint"])
+    names = write_images(tmp_path / "imgs", count=3, size=(96, 64))
+    out = tmp_path / "run"
+    assert main(["infer", str(tmp_path / "imgs"), "--out", str(out), "--weights", checkpoint,
+                 "--size", "128", "--device", "cpu", "--probes"]) == 0
+    preds = PairPredictions.load_npz(out / "predictions.npz")
+    assert preds.has_probes
+    model = models.load_model(checkpoint, device="cpu")
+    views = load_images([tmp_path / "imgs" / n for n in names], size=128)
+    expected = infer_pairs(model, views, preds.edges, probes=True, progress=False)
+    arch = next(c for c in load_manifest()["cases"] if c["kind"] == "checkpoint"
+                and c["files"]["pth"] == case["files"]["checkpoint"])["constructor"]
+    dims = {key: int(re.search(rf"\b{key}=(\d+)", arch).group(1))
+            for key in ("dec_depth", "dec_num_heads", "enc_embed_dim")}
+    height, width = (int(v) // 16 for v in views[0]["true_shape"].reshape(2))
+    assert tuple(preds.attn_maps1.shape) == (len(preds.edges), height, width,
+                                             dims["dec_depth"] * dims["dec_num_heads"])
+    assert tuple(preds.token_features.shape) == (3, height, width, dims["enc_embed_dim"])
+    for name in ("attn_maps1", "attn_maps2", "token_features"):
+        torch.testing.assert_close(getattr(preds, name), getattr(expected, name),
+                                   rtol=1e-5, atol=1e-5)

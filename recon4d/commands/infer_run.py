@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     check_network(options.network)
     source = collect_frames(args.input, fps=options.frames.fps,
                             num_frames=options.frames.num_frames)
-    net = run_network(source, options.network)
+    net = run_network(source, options.network, probes=options.probes)
     record = {"input": args.input, **dataclasses.asdict(options)}
     with atomic_output_dir(out) as staging:
         net.predictions.save_npz(staging / PREDICTIONS_FILE)

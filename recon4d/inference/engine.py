@@ -2,10 +2,12 @@
 
 The model is any callable `model(view1, view2) -> (pred1, pred2)` on collated view dicts: the
 network, or a stand-in such as the synthetic oracle (which may have no parameters at all).
+Attention probes and motion masks (Easi3R) need the network (`recon4d.models.probes`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,13 +15,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recon4d.errors import Recon4dError
+from recon4d.errors import InputError, Recon4dError
 from recon4d.inference.batching import plan_batches
 from recon4d.inference.memory import auto_batch_size
 from recon4d.inference.model_images import img_to_uint8, stack_if_uniform
 from recon4d.inference.predictions import PairPredictions, ShapeGroup, group_by_shape, group_rows
 from recon4d.models.config import ModelConfig
 from recon4d.models.precision import autocast_context
+from recon4d.models.probes import PROBE_KEYS, probing, supports_probes
 
 PairModel = Callable[[dict, dict], tuple[dict, dict]]
 _HOST_KEYS = ("true_shape",)  # stay on the CPU, as in the reference
@@ -27,14 +30,17 @@ _HOST_KEYS = ("true_shape",)  # stay on the CPU, as in the reference
 
 def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
                 batch_size: int | None = None, device: str | torch.device | None = None,
-                dtype: str = "fp32", progress: bool = True,
-                keep_images: bool = True) -> PairPredictions:
+                dtype: str = "fp32", progress: bool = True, keep_images: bool = True,
+                probes: bool = False, motion_masks: np.ndarray | None = None) -> PairPredictions:
     """Predict every edge (view1 index, view2 index) of `edges` over `views`, without gradients.
 
     Batches never mix image shapes and keep (a, b) next to (b, a); `batch_size=None` sizes them
     from free memory (see `recon4d.inference.memory`). `dtype` bf16/fp16 autocasts the network
     trunk where `recon4d.models.precision` allows it (CUDA; bf16 on CPUs with native bf16).
-    Returns CPU float32 predictions (and the uint8 inputs if `keep_images`).
+    `probes` fills `attn_maps1`, `attn_maps2` and `token_features`; `motion_masks` (bool
+    (N, H, W), True = moving, at the views' size) runs Easi3R's re-weighted pass. Both need the
+    network and images of one shape. Returns CPU float32 predictions (and the uint8 inputs if
+    `keep_images`).
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if len(edges) == 0:
@@ -47,6 +53,12 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     device = resolve_device(model, device)
     autocast = autocast_context(dtype, device)
     shapes = np.stack([np.asarray(v["true_shape"]).reshape(2) for v in views]).astype(np.int32)
+    if probes or motion_masks is not None:
+        _check_probe_request(model, shapes, probes, motion_masks)
+    if motion_masks is not None:
+        views = [dict(v, atten_mask=torch.from_numpy(m[None])) for v, m in zip(
+            views, np.asarray(motion_masks), strict=True)]
+    probe_store = ProbeStore(len(edges), len(views)) if probes else None
     ts1, ts2 = shapes[edges[:, 0]], shapes[edges[:, 1]]
     groups = group_by_shape(ts1, ts2)
     config = getattr(model, "config", None)
@@ -63,13 +75,15 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     batches = plan_batches(edges, groups, group_batch_size)
     group_of, row_of = group_rows(groups, len(edges))
     stores: list[dict[str, dict[str, torch.Tensor]] | None] = [None] * len(groups)
-    with torch.no_grad(), tqdm(total=len(edges), unit="pair", desc="pairs",
-                               disable=not progress) as bar:
+    with torch.no_grad(), probing(model) if probes else contextlib.nullcontext(), tqdm(
+            total=len(edges), unit="pair", desc="pairs", disable=not progress) as bar:
         for batch in batches:
             view1 = collate([views[i] for i in edges[batch, 0]], device)
             view2 = collate([views[i] for i in edges[batch, 1]], device)
             with autocast:
                 pred1, pred2 = model(view1, view2)
+            if probe_store is not None:
+                probe_store.add(batch, edges[batch], pred1, pred2)
             g = int(group_of[batch[0]])
             if stores[g] is None:
                 stores[g] = {"pred1": _allocate(pred1, len(batch), len(groups[g])),
@@ -82,7 +96,70 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     result_groups = [ShapeGroup(index, store["pred1"], store["pred2"])
                      for index, store in zip(groups, stores, strict=True)]
     images = _view_images(views) if keep_images else None
-    return PairPredictions(edges, ts1, ts2, result_groups, images=images)
+    fields = probe_store.fields() if probe_store is not None else {}
+    return PairPredictions(edges, ts1, ts2, result_groups, images=images, **fields)
+
+
+class ProbeStore:
+    """Probe outputs gathered batch by batch: per-edge key maps, per-image encoder features.
+
+    An image's features come from its last edge as view 1 (as Easi3R picks them), else from its
+    last edge as view 2; an image in no edge keeps NaN features. All CPU float32.
+    """
+
+    def __init__(self, num_edges: int, num_images: int) -> None:
+        self.num_edges = num_edges
+        self.num_images = num_images
+        self.maps: list[torch.Tensor] = []  # attn_maps1, attn_maps2: (E, NH, NW, C)
+        self.features: torch.Tensor | None = None  # (N, NH, NW, D)
+        self.source_rank = np.full(num_images, -1, dtype=np.int64)
+
+    def add(self, batch: np.ndarray, pairs: np.ndarray, pred1: dict, pred2: dict) -> None:
+        """Take (and remove) the probe keys of one batch's outputs; `pairs` (B, 2) image indices.
+
+        Both sides need `cross_atten_maps_k`, pred1 `match_feature` (pred2's is optional).
+        """
+        probes = [{key: torch.as_tensor(pred.pop(key)).detach().to("cpu", torch.float32)
+                   for key in PROBE_KEYS if key in pred} for pred in (pred1, pred2)]
+        if not self.maps:
+            self.maps = [torch.empty((self.num_edges,) + tuple(p["cross_atten_maps_k"].shape[1:]))
+                         for p in probes]
+            shape = (self.num_images,) + tuple(probes[0]["match_feature"].shape[1:])
+            self.features = torch.full(shape, float("nan"))
+        rows = torch.from_numpy(batch)
+        for target, side in zip(self.maps, probes, strict=True):
+            target[rows] = side["cross_atten_maps_k"]
+        for side, offset in ((0, self.num_edges), (1, 0)):  # any view-1 edge beats view-2 edges
+            if "match_feature" not in probes[side]:  # the reference's pred2 has none
+                continue
+            for row, (edge, image) in enumerate(zip(batch, pairs[:, side], strict=True)):
+                rank = int(edge) + offset
+                if rank > self.source_rank[image]:
+                    self.source_rank[image] = rank
+                    self.features[image] = probes[side]["match_feature"][row]
+
+    def fields(self) -> dict[str, torch.Tensor]:
+        """The `PairPredictions` probe fields."""
+        return {"attn_maps1": self.maps[0], "attn_maps2": self.maps[1],
+                "token_features": self.features}
+
+
+def _check_probe_request(model: Any, shapes: np.ndarray, probes: bool,
+                         motion_masks: np.ndarray | None) -> None:
+    """Refuse probes or motion masks that this model or these images cannot give."""
+    asked = "attention probes" if probes else "motion masks"
+    if not supports_probes(model):
+        raise InputError(f"{asked} need the DUSt3R/MASt3R network, not {type(model).__name__}")
+    if (shapes != shapes[0]).any():
+        sizes = sorted({(int(h), int(w)) for h, w in shapes})
+        raise InputError(f"{asked} need all images at one size, got (H, W) sizes {sizes}")
+    if motion_masks is None:
+        return
+    expected = (len(shapes), int(shapes[0, 0]), int(shapes[0, 1]))
+    masks = np.asarray(motion_masks)
+    if masks.dtype != np.bool_ or masks.shape != expected:
+        raise InputError(f"motion masks must be bool (N, H, W) = {expected} (one per image at "
+                         f"the model's resolution), got {masks.dtype} {masks.shape}")
 
 
 def requested_device(device: str | torch.device | None) -> torch.device:

@@ -2,7 +2,9 @@
 
 It is the file between `recon4d infer` and every later stage (global alignment, matching,
 writers); docs/formats.md ("Pair predictions") specifies the layout. Mixed image shapes are
-NaN-padded to one canvas per array and cropped back on reading.
+NaN-padded to one canvas per array and cropped back on reading. The optional attention probes
+are stored as `attn_maps1`, `attn_maps2` (E, NH, NW, C) and `token_features` (N, NH, NW, D),
+float32, all three or none (see `recon4d.inference.predictions`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ NPZ_FORMAT_VERSION = 1
 REQUIRED_PRED = {"pred1": ("pts3d", "conf"), "pred2": ("pts3d_in_other_view", "conf")}
 OPTIONAL_PRED = ("desc", "desc_conf")  # MASt3R, on both sides or neither
 MAP_NDIM = {"pts3d": 4, "pts3d_in_other_view": 4, "conf": 3, "desc": 4, "desc_conf": 3}
+PROBE_ARRAYS = ("attn_maps1", "attn_maps2", "token_features")
 Fail = Callable[[str], InputError]  # message -> the error naming the file
 
 def save_predictions(preds: PairPredictions, path: str | os.PathLike) -> None:
@@ -47,6 +50,9 @@ def save_predictions(preds: PairPredictions, path: str | os.PathLike) -> None:
         arrays["image_names"] = np.asarray(list(preds.image_names), dtype=np.str_)
     if preds.timestamps is not None:
         arrays["timestamps"] = np.asarray(preds.timestamps, dtype=np.float64)
+    if preds.has_probes:
+        arrays.update({name: getattr(preds, name).numpy().astype(np.float32, copy=False)
+                       for name in PROBE_ARRAYS})
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -140,8 +146,45 @@ def _from_arrays(arrays: dict[str, np.ndarray], path: Path) -> PairPredictions:
         timestamps = arrays["timestamps"].astype(np.float64).reshape(-1)
         if len(timestamps) < count:
             raise fail(f"timestamps has {len(timestamps)} values for {count} images")
+    probes = _check_probes(arrays, shapes, count, fail)
     return PairPredictions(edges, shapes["pred1"], shapes["pred2"], groups, images=images,
-                           image_names=names, timestamps=timestamps)
+                           image_names=names, timestamps=timestamps, **probes)
+
+
+def _check_probes(arrays: dict[str, np.ndarray], shapes: dict[str, np.ndarray], count: int,
+                  fail: Fail) -> dict[str, torch.Tensor]:
+    """Validate the optional probe arrays (all or none) against the pairs and image sizes.
+
+    attn_maps1 lies on view 2's token grid and attn_maps2 on view 1's: each image size must be
+    the grid times one patch size, the same for every pair and both axes.
+    """
+    present = [name for name in PROBE_ARRAYS if name in arrays]
+    if not present:
+        return {}
+    if len(present) < len(PROBE_ARRAYS):
+        missing = [name for name in PROBE_ARRAYS if name not in arrays]
+        raise fail(f"attention probes are incomplete: {', '.join(missing)} missing")
+    maps1, maps2, features = (arrays[name] for name in PROBE_ARRAYS)
+    num = len(shapes["pred1"])
+    for name in PROBE_ARRAYS:
+        if arrays[name].dtype.kind != "f" or arrays[name].ndim != 4:
+            raise fail(f"{name} must be floating point (rows, NH, NW, channels), got "
+                       f"{arrays[name].dtype} {arrays[name].shape}")
+    if maps1.shape != maps2.shape or maps1.shape[0] != num:
+        raise fail(f"attn_maps1 {maps1.shape} and attn_maps2 {maps2.shape} must both be "
+                   f"({num}, NH, NW, C)")
+    grid = np.asarray(maps1.shape[1:3])
+    if features.shape[0] < count or tuple(features.shape[1:3]) != tuple(grid):
+        raise fail(f"token_features {features.shape} must hold {count} images on the maps' "
+                   f"{tuple(grid)} token grid")
+    if num:
+        sizes = np.concatenate([shapes["pred1"], shapes["pred2"]])
+        patch = sizes // grid
+        if (sizes % grid).any() or (patch != patch[0, 0]).any():
+            raise fail(f"probe maps on a {tuple(grid)} token grid do not fit the image sizes "
+                       f"{sorted({tuple(s) for s in sizes.tolist()})} with one patch size")
+    return {name: torch.from_numpy(np.ascontiguousarray(arrays[name], dtype=np.float32))
+            for name in PROBE_ARRAYS}
 
 
 def _check_pred_arrays(arrays: dict[str, np.ndarray], shapes: dict[str, np.ndarray], num: int,

@@ -4,6 +4,13 @@ graph, grouped by image shapes.
 Edges whose images differ in shape are kept as one stacked tensor per shape group, never as
 per-edge dicts. The file format lives in `npz_format`, the reference dicts in `reference_dicts`
 (the methods here delegate to them), the image conversions in `model_images`.
+
+Optional attention probes (Easi3R, `infer_pairs(..., probes=True)`), all float32 CPU tensors:
+- `attn_maps1` (E, NH, NW, C): per edge, decoder 1's mean-over-queries cross-attention logits
+  on view 2's token grid; `attn_maps2` (E, NH, NW, C): decoder 2's, on view 1's grid;
+  C = decoder layers x heads, channel l*heads + h.
+- `token_features` (N, NH, NW, D): per image, its encoder output after `enc_norm`.
+All images share one token grid (NH, NW) when they are present.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ class PairPredictions:
     images: Images | None = None  # model inputs as uint8, indexed by image index
     image_names: list[str] | None = None
     timestamps: np.ndarray | None = None  # (N,) float64 seconds, for videos
+    attn_maps1: torch.Tensor | None = None  # (E, NH, NW, C) float32, see the module doc
+    attn_maps2: torch.Tensor | None = None  # (E, NH, NW, C) float32
+    token_features: torch.Tensor | None = None  # (N, NH, NW, D) float32
 
     def __post_init__(self) -> None:
         self.edges = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
@@ -57,6 +67,28 @@ class PairPredictions:
                     if tensor.shape[0] != len(group.edge_index):
                         raise ValueError(f"{name}: {tensor.shape[0]} rows for "
                                          f"{len(group.edge_index)} edges")
+        self._check_probes()
+
+    def _check_probes(self) -> None:
+        """The three probe tensors are all present or all absent, with consistent shapes."""
+        probes = (self.attn_maps1, self.attn_maps2, self.token_features)
+        if all(t is None for t in probes):
+            return
+        if any(t is None for t in probes):
+            raise ValueError("attn_maps1, attn_maps2 and token_features go together")
+        maps1, maps2, features = probes
+        if maps1.ndim != 4 or maps1.shape != maps2.shape or maps1.shape[0] != len(self):
+            raise ValueError(f"attn_maps1 {tuple(maps1.shape)} and attn_maps2 "
+                             f"{tuple(maps2.shape)} must both be ({len(self)}, NH, NW, C)")
+        if features.ndim != 4 or features.shape[1:3] != maps1.shape[1:3] or (
+                len(self) and features.shape[0] <= int(self.edges.max())):
+            raise ValueError(f"token_features {tuple(features.shape)} must be (N, NH, NW, D) on "
+                             f"the maps' {tuple(maps1.shape[1:3])} grid, one row per image")
+
+    @property
+    def has_probes(self) -> bool:
+        """Whether the Easi3R attention probes (maps and token features) are present."""
+        return self.attn_maps1 is not None
 
     def __len__(self) -> int:
         return len(self.edges)
@@ -67,7 +99,8 @@ class PairPredictions:
         keys = sorted(self.groups[0].pred1) if self.groups else []
         return (f"PairPredictions({len(self)} edges, {self.num_images} images, "
                 f"shapes (H, W) {shapes}, {len(self.groups)} shape groups, pred1 keys {keys}, "
-                f"images {'kept' if self.images is not None else 'not kept'})")
+                f"images {'kept' if self.images is not None else 'not kept'}, "
+                f"probes {'kept' if self.has_probes else 'not kept'})")
 
     def __getitem__(self, e: int) -> dict[str, Any]:
         """Edge `e` as reference-style dicts (view1, view2, pred1, pred2), without batch dim."""

@@ -9,15 +9,18 @@ import numpy as np
 import torch
 
 from recon4d.errors import Recon4dError
+from recon4d.inference.engine import ProbeStore
 from recon4d.inference.model_images import images_from_views, uint8_to_img
 from recon4d.inference.predictions import PairPredictions, ShapeGroup, group_by_shape
+from recon4d.models.probes import PROBE_KEYS
 
 
 def to_reference_dict(preds: PairPredictions) -> dict[str, Any]:
     """The reference `inference()` output: view1/view2/pred1/pred2 stacked over edges.
 
     With mixed shapes every tensor field is a list of per-edge tensors without batch dim,
-    as the reference returns it. `img` is included when images are kept.
+    as the reference returns it. `img` is included when images are kept, and the probes as
+    Easi3R's `cross_atten_maps_k` / `match_feature` (both sides) when present.
     """
     idx1, idx2 = preds.edges[:, 0].tolist(), preds.edges[:, 1].tolist()
     views = {"view1": {"idx": idx1, "instance": [str(i) for i in idx1]},
@@ -31,6 +34,11 @@ def to_reference_dict(preds: PairPredictions) -> dict[str, Any]:
                 views[side]["img"] = torch.cat(
                     [uint8_to_img(preds.images[i]) for i in views[side]["idx"]])
         out.update(views, pred1=dict(preds.pred1), pred2=dict(preds.pred2))
+        if preds.has_probes:
+            for side, maps, column in (("pred1", preds.attn_maps1, 0),
+                                       ("pred2", preds.attn_maps2, 1)):
+                out[side].update(cross_atten_maps_k=maps, match_feature=preds.token_features[
+                    torch.from_numpy(preds.edges[:, column])])
         return out
     for side in ("view1", "view2"):
         views[side]["true_shape"] = [torch.from_numpy(s.copy()) for s in shapes[side]]
@@ -56,10 +64,31 @@ def from_reference_dict(d: dict[str, Any]) -> PairPredictions:
     edges = np.stack([idx1, idx2], axis=1).astype(np.int64).reshape(-1, 2)
     ts1 = _shapes(d["view1"]["true_shape"])
     ts2 = _shapes(d["view2"]["true_shape"])
-    groups = [ShapeGroup(index, _take(d["pred1"], index), _take(d["pred2"], index))
+    pred1, pred2 = dict(d["pred1"]), dict(d["pred2"])
+    probes = _probe_fields(edges, pred1, pred2)
+    groups = [ShapeGroup(index, _take(pred1, index), _take(pred2, index))
               for index in group_by_shape(ts1, ts2)]
     images = images_from_views(d["view1"], d["view2"], edges)
-    return PairPredictions(edges, ts1, ts2, groups, images=images)
+    return PairPredictions(edges, ts1, ts2, groups, images=images, **probes)
+
+
+def _probe_fields(edges: np.ndarray, pred1: dict[str, Any],
+                  pred2: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Move Easi3R's probe outputs (if any) out of the pred dicts into the probe fields."""
+    if "cross_atten_maps_k" not in pred1:
+        return {}
+    probes = [{key: _stack(pred.pop(key)) for key in PROBE_KEYS if key in pred}
+              for pred in (pred1, pred2)]
+    store = ProbeStore(len(edges), int(edges.max()) + 1)
+    store.add(np.arange(len(edges)), edges, *probes)
+    return store.fields()
+
+
+def _stack(value: Any) -> torch.Tensor:
+    """A stacked tensor, or a list of per-edge tensors stacked on a new dim 0."""
+    if isinstance(value, (list, tuple)):
+        return torch.stack([torch.as_tensor(v) for v in value])
+    return torch.as_tensor(value)
 
 
 def _int_list(values: Any) -> list[int]:

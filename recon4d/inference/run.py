@@ -39,12 +39,38 @@ class NetworkRun:
                 "model": model_summary(self.weights, self.config)}
 
 
-def run_network(source: FrameSource, network: NetworkOptions | None = None, *,
-                same_shape: bool = False, progress: bool = True) -> NetworkRun:
-    """Frames -> pair graph -> network predictions; checks cheap things before loading weights.
+@dataclass
+class LoadedNetwork:
+    """A loaded network with its frames' model inputs and pair graph, ready to run (again)."""
+
+    model: Any
+    config: ModelConfig | None
+    size: int
+    views: list[dict]
+    edges: np.ndarray  # (E, 2) int64 (view 1, view 2) frame indices
+    graph: str
+    source: FrameSource
+    options: NetworkOptions
+    device: torch.device
+
+    def run(self, *, probes: bool = False, motion_masks: np.ndarray | None = None,
+            progress: bool = True) -> NetworkRun:
+        """One pass over the pair graph; `probes` and `motion_masks` as in `infer_pairs`."""
+        opts = self.options
+        preds = infer_pairs(self.model, self.views, self.edges, batch_size=opts.batch_size,
+                            device=self.device, dtype=opts.dtype, progress=progress,
+                            probes=probes, motion_masks=motion_masks)
+        preds.image_names = list(self.source.names)
+        preds.timestamps = self.source.timestamps
+        return NetworkRun(preds, self.config, self.size, self.graph, self.source, opts.weights)
+
+
+def load_network(source: FrameSource, network: NetworkOptions | None = None, *,
+                 same_shape: bool = False) -> LoadedNetwork:
+    """Pair graph, weights and model inputs of `source`; checks cheap things before loading.
 
     `network` defaults to `NetworkOptions()`; `same_shape` refuses frames whose model inputs
-    differ in size (global alignment needs one).
+    differ in size (global alignment and motion masks need one).
     """
     opts = network or NetworkOptions()
     source.require(2)
@@ -56,12 +82,17 @@ def run_network(source: FrameSource, network: NetworkOptions | None = None, *,
     views = load_images(source.frames, size=size)
     if same_shape:
         _require_same_shape(views, source)
-    preds = infer_pairs(model, views, edges, batch_size=opts.batch_size, device=device,
-                        dtype=opts.dtype, progress=progress)
-    preds.image_names = list(source.names)
-    preds.timestamps = source.timestamps
-    return NetworkRun(preds, config if isinstance(config, ModelConfig) else None, size, graph,
-                      source, opts.weights)
+    return LoadedNetwork(model, config if isinstance(config, ModelConfig) else None, size, views,
+                         edges, graph, source, opts, device)
+
+
+def run_network(source: FrameSource, network: NetworkOptions | None = None, *,
+                same_shape: bool = False, progress: bool = True,
+                probes: bool = False) -> NetworkRun:
+    """Frames -> pair graph -> network predictions (with attention probes if `probes`); see
+    `load_network` for `network` and `same_shape`."""
+    return load_network(source, network, same_shape=same_shape).run(probes=probes,
+                                                                     progress=progress)
 
 
 def check_network(network: NetworkOptions) -> torch.device:
@@ -93,8 +124,8 @@ def _require_same_shape(views: list[dict], source: FrameSource) -> None:
             raise InputError(
                 f"{source.input}: images of different sizes: {name} becomes {shape[1]}x{shape[0]} "
                 f"at the model input but {source.names[0]} becomes {shapes[0][1]}x{shapes[0][0]};"
-                " reconstruct needs one image size (crop or resize the images to one aspect "
-                "ratio)")
+                " reconstruct and motion masks need one image size (crop or resize the images to "
+                "one aspect ratio)")
 
 
 def resolve_graph(graph: str, num_frames: int) -> str:

@@ -15,7 +15,7 @@ Two kinds of per-frame mask, never called just "masks" on disk:
 Depth is `depth` everywhere (folder, format name, synthetic scene); never `depths` on disk.
 
 Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets), `infer`,
-`match` and `eval`:
+`masks` (`dynamic_mask/` too, at the input frames' resolution), `match` and `eval`:
 
 | Name | What | Format | Written by |
 |---|---|---|---|
@@ -29,6 +29,9 @@ Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets),
 | `conf/NNNNNN.npy` | confidence of each pixel | float32 H×W | [conf] |
 | `kept_mask/NNNNNN.png` | kept points (see above) | 8-bit PNG, 255 kept | [kept_mask] |
 | `dynamic_mask/NNNNNN.png` | moving pixels (see above) | 8-bit PNG, 255 moving | [dynamic_mask] |
+| `dynamic_maps/NNNNNN.npy` | scores the motion masks threshold | float32 H×W, [0, 1] | `masks` |
+| `motion_overlay.mp4` | frames, moving pixels tinted | H.264 MP4 (PyAV) | `masks` |
+| `motion_overlay.gif` | frames, moving pixels tinted | animated GIF | `masks` |
 | `pointcloud.ply` | kept points | binary PLY, xyz float32, rgb uchar | [ply] |
 | `scene.glb` | kept points and camera frustums | glTF 2.0 binary | [glb] |
 | `colmap/sparse/0/` | `{cameras,images,points3D}.{txt,bin}` | COLMAP sparse model | [colmap] |
@@ -78,6 +81,9 @@ COLMAP_SPARSE_DIR = "colmap/sparse/0"
 NERFSTUDIO_FILE = "transforms.json"
 NERFSTUDIO_IMAGES_DIR = "images"
 METRICS_FILE = "metrics.json"
+DYNAMIC_MAPS_DIR = "dynamic_maps"
+MOTION_OVERLAY_VIDEO = "motion_overlay.mp4"
+MOTION_OVERLAY_GIF = "motion_overlay.gif"
 
 # --- synthetic scene folder ---------------------------------------------------------------------
 RGB_DIR = "rgb"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon4d.models.attention import CrossAttention, SelfAttention
+from recon4d.models.attention import CrossAttention, CrossProbe, SelfAttention
 from recon4d.models.rope import RopeCoefs
 
 LN_EPS = 1e-6
@@ -58,9 +58,11 @@ class DecoderBlock(nn.Module):
         self.norm_y = layer_norm(dim) if norm_mem else nn.Identity()
 
     def forward(
-        self, x: torch.Tensor, y: torch.Tensor, rope_x: RopeCoefs, rope_y: RopeCoefs
+        self, x: torch.Tensor, y: torch.Tensor, rope_x: RopeCoefs, rope_y: RopeCoefs,
+        probe: CrossProbe | None = None,
     ) -> torch.Tensor:
-        """New tokens of this side from its tokens `x` and the other side's `y` (unchanged)."""
+        """New tokens of this side from its tokens `x` and the other side's `y` (unchanged);
+        `probe` goes to the cross-attention."""
         x = x + self.attn(self.norm1(x), rope_x)
-        x = x + self.cross_attn(self.norm2(x), self.norm_y(y), rope_x, rope_y)
+        x = x + self.cross_attn(self.norm2(x), self.norm_y(y), rope_x, rope_y, probe)
         return x + self.mlp(self.norm3(x))

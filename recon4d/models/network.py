@@ -2,6 +2,7 @@
 
 `build_model(cfg)` gives a module whose state_dict names and shapes are those of the official
 checkpoints and whose `forward(view1, view2)` returns the reference's `pred1, pred2` dicts.
+Easi3R's attention probes and masked pass are described in `recon4d.models.probes`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import torch
 from torch import nn
 
 from recon4d.errors import CheckpointError, InputError
+from recon4d.models.attention import CrossProbe
 from recon4d.models.blocks import DecoderBlock, EncoderBlock, layer_norm
 from recon4d.models.config import ModelConfig
 from recon4d.models.heads import make_head
 from recon4d.models.patch_embed import ManyARPatchEmbed, PatchEmbedDust3R
 from recon4d.models.postprocess import check_modes, postprocess
+from recon4d.models.probes import decoder_probes, probe_outputs
 from recon4d.models.rope import RoPE2D
 
 ARCHS = ("AsymmetricCroCo3DStereo", "AsymmetricMASt3R")
@@ -118,6 +121,7 @@ class Dust3rNetwork(nn.Module):
         super().__init__()
         validate_config(cfg)
         self.config = cfg
+        self.record_probes = False  # set by `recon4d.models.probes.probing`
         enc, dec = cfg.enc_embed_dim, cfg.dec_embed_dim
         self.rope = RoPE2D(_rope_base(cfg.pos_embed))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dec))  # unused, kept for the state dict
@@ -164,18 +168,20 @@ class Dust3rNetwork(nn.Module):
         return feat1, feat2, pos1, pos2
 
     def _decoder(
-        self, f1: torch.Tensor, pos1: torch.Tensor, f2: torch.Tensor, pos2: torch.Tensor
+        self, f1: torch.Tensor, pos1: torch.Tensor, f2: torch.Tensor, pos2: torch.Tensor,
+        probe1: CrossProbe | None = None, probe2: CrossProbe | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Head input lists [encoder output, layer 1, ..., dec_norm(layer L)] of both sides.
 
-        Both sides advance in lock-step: layer l of each side reads layer l-1 of both.
+        Both sides advance in lock-step: layer l of each side reads layer l-1 of both. Each
+        side's cross-attention gets that side's probe in every layer.
         """
         head_dim = self.config.dec_embed_dim // self.config.dec_num_heads
         rope1, rope2 = self.rope.coefs(pos1, head_dim), self.rope.coefs(pos2, head_dim)
         dec1, dec2 = [f1], [f2]
         x, y = self.decoder_embed(f1), self.decoder_embed(f2)
         for block1, block2 in zip(self.dec_blocks, self.dec_blocks2, strict=True):
-            x, y = block1(x, y, rope1, rope2), block2(y, x, rope2, rope1)
+            x, y = block1(x, y, rope1, rope2, probe1), block2(y, x, rope2, rope1, probe2)
             dec1.append(x)
             dec2.append(y)
         dec1[-1], dec2[-1] = self.dec_norm(x), self.dec_norm(y)
@@ -227,7 +233,11 @@ class Dust3rNetwork(nn.Module):
             return self._run_head(head, decout, (int(img_shape[0, 0]), int(img_shape[0, 1])))
 
     def forward(self, view1: dict, view2: dict) -> tuple[dict, dict]:
-        """pred1 (`pts3d`, `conf`[, `desc`, `desc_conf`]) and pred2 (`pts3d_in_other_view`, ...)."""
+        """pred1 (`pts3d`, `conf`[, `desc`, `desc_conf`]) and pred2 (`pts3d_in_other_view`, ...).
+
+        Probe outputs are added while `probing(self)` is active; both views' `atten_mask`
+        re-weight decoder 1's cross-attention (`recon4d.models.probes`).
+        """
         shape1, shape2 = _true_shape(view1), _true_shape(view2)
         img1, img2 = view1["img"], view2["img"]
         if is_symmetrized(view1, view2):
@@ -236,10 +246,15 @@ class Dust3rNetwork(nn.Module):
             (f1, f2), (p1, p2) = interleave(f1, f2), interleave(p1, p2)
         else:
             f1, f2, p1, p2 = self._encode_image_pairs(img1, img2, shape1, shape2)
-        dec1, dec2 = self._decoder(f1, p1, f2, p2)
+        probe1, probe2 = decoder_probes(view1, view2, p1, p2, self.config.patch_size,
+                                        self.record_probes)
+        dec1, dec2 = self._decoder(f1, p1, f2, p2, probe1, probe2)
         pred1 = self._downstream_head(1, dec1, shape1)
         pred2 = self._downstream_head(2, dec2, shape2)
         pred2["pts3d_in_other_view"] = pred2.pop("pts3d")
+        if self.record_probes:
+            pred1.update(probe_outputs(probe1, p2, f1, p1))
+            pred2.update(probe_outputs(probe2, p1, f2, p2))
         return pred1, pred2
 
 

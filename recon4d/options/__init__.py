@@ -14,6 +14,7 @@ A module declaring option dataclasses must stay as light as these (import its ch
 """
 
 from recon4d.options.choices import (
+    ATTENTION_PASSES,
     AUTO_GRAPH_WINDOW,
     BACKGROUND_COLOURS,
     BOUNDARY_TOLERANCE,
@@ -28,12 +29,14 @@ from recon4d.options.choices import (
     DISTANCES,
     DTYPES,
     FIT_SPACES,
+    FLOW_METHODS,
     GEOMETRIES,
     GRAPH_HELP,
     GT_FORMATS,
     MASK_MODES,
     MATCH_WEIGHTS,
     METRIC_GROUPS,
+    MOTION_METHODS,
     POSE_ALIGN_MODES,
     PREFILTER_HELP,
     RESIZE_METHODS,
@@ -53,6 +56,7 @@ from recon4d.options.fields import (
     option,
     options_from_args,
 )
+from recon4d.options.masks import MasksOptions
 from recon4d.options.matching import MatchNetworkOptions, MatchOptions
 from recon4d.options.pipeline import (
     AlignOptions,
@@ -65,13 +69,14 @@ from recon4d.options.pipeline import (
 from recon4d.options.synthetic import SynthOptions
 
 __all__ = [
+    "ATTENTION_PASSES", "FLOW_METHODS", "MOTION_METHODS",
     "add_options", "AlignOptions", "at_least", "AUTO_GRAPH_WINDOW", "BACKGROUND_COLOURS",
     "BOUNDARY_TOLERANCE", "check_choices", "CHECKPOINT_HELP", "comma_list", "CONF_MODES",
     "DEFAULT_BLOCK_SIZE", "DEFAULT_MAX_ITER", "DEFAULT_WEIGHTS", "DEPTH_ALIGN_MODES",
     "DEPTH_PROTOCOLS", "DEVICES", "DISTANCES", "DTYPES", "EvalOptions", "FIT_SPACES", "flag_of",
     "FrameOptions", "GEOMETRIES", "GRAPH_HELP", "GT_FORMATS", "InferOptions", "MASK_MODES",
-    "MATCH_WEIGHTS", "MatchNetworkOptions", "MatchOptions", "max_depth_value", "METRIC_GROUPS",
-    "NetworkOptions", "off_or_float", "option", "options_from_args", "OptionSpec", "OutputOptions",
-    "POSE_ALIGN_MODES", "PREFILTER_HELP", "ReconstructOptions", "RESIZE_METHODS",
-    "SCALE_SHIFT_FITS", "SOLVERS", "SynthOptions", "TRAJECTORIES",
+    "MasksOptions", "MATCH_WEIGHTS", "MatchNetworkOptions", "MatchOptions", "max_depth_value",
+    "METRIC_GROUPS", "NetworkOptions", "off_or_float", "option", "options_from_args",
+    "OptionSpec", "OutputOptions", "POSE_ALIGN_MODES", "PREFILTER_HELP", "ReconstructOptions",
+    "RESIZE_METHODS", "SCALE_SHIFT_FITS", "SOLVERS", "SynthOptions", "TRAJECTORIES",
 ]

@@ -112,8 +112,10 @@ class OutputOptions:
 
 @dataclass(frozen=True)
 class InferOptions:
-    """Every option of `recon4d infer`."""
+    """Every option of `recon4d infer`: what to keep, network and frames."""
 
+    probes: bool = option(False, "also keep Easi3R's attention probes (per-pair attention maps "
+                          "and encoder tokens) for `recon4d masks --predictions`")
     network: NetworkOptions = dataclasses.field(default_factory=NetworkOptions)
     frames: FrameOptions = dataclasses.field(default_factory=FrameOptions)
 

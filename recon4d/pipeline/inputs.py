@@ -70,13 +70,14 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
 
 
 def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
-                progress: bool = True) -> PreparedInputs:
+                progress: bool = True, static: bool = True) -> PreparedInputs:
     """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network,
-    so of `network` only the input size, pair graph and batch size apply."""
+    so of `network` only the input size, pair graph and batch size apply. `static`: the caller
+    treats every pixel as static (a scene with movers is then worth a warning)."""
     scene = load_scene(scene_dir)
     if scene.num_frames < 2:
         raise InputError(f"{scene_dir}: {scene.num_frames} frame(s), at least 2 needed")
-    if scene.dynamic_mask.any():
+    if static and scene.dynamic_mask.any():
         logger.warning("%s: the scene has moving objects; static reconstruction treats them as "
                        "static (render it with --movers 0)", scene_dir)
     oracle = OracleModel(scene)

@@ -1,0 +1,171 @@
+"""K-means in torch (k-means++ then Lloyd), and Easi3R's cluster refinement of the dynamic map.
+
+Conventions: points (M, D) float32 rows; N frames of h x w tokens; features (N, h, w, D);
+dynamic and refined maps (N, h, w). Distances are computed chunk by chunk as
+|c|^2 - 2 x.c (|x|^2 is the same for every centre), one matrix product per chunk.
+
+Departures from the reference's scikit-learn KMeans (64 clusters, k-means++, Lloyd, 300
+iterations, tol 1e-4 x the mean feature variance, seed 42), each documented here:
+* its random stream is not reproduced: a torch generator seeded with `seed` drives the greedy
+  k-means++ (2 + ln k candidates per centre, the one lowering the potential most is kept), run
+  on a seeded sample of at most `SEED_SAMPLE` points (256 per cluster: the seeding only needs
+  to cover the data, and it is sequential, so on all points it costs more than Lloyd);
+* optionally (`feature_dims`, default None = the full features as the reference) the tokens are
+  first projected on their top principal components (covariance of a seeded sample of at most
+  `PCA_SAMPLE` tokens), making each Lloyd iteration D / feature_dims times cheaper; measured on
+  CPU, the projection itself costs more than it saves on clustered features, and unstructured
+  features then need more iterations (benchmarks/bench_masks.py);
+* a cluster left empty by a Lloyd step keeps its previous centre (scikit-learn relocates it),
+  and scores 0 in the refinement (no token has its label, so the score is never used);
+* with fewer tokens than clusters, every token is its own cluster (the refined map is then the
+  dynamic map, normalised per frame).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from recon4d.dynamics.aggregation import minmax_normalize
+from recon4d.errors import InputError
+
+# rows per distance block: at most CHUNK_ROWS x k scores at a time
+CHUNK_ROWS = 2**18
+PCA_SAMPLE = 16384
+# k-means++ seeds from a seeded sample of at most this many points
+SEED_SAMPLE = 16384
+DEFAULT_FEATURE_DIMS: int | None = None
+
+
+@dataclass
+class KMeansResult:
+    """Labels (M,) int64, centres (k, D) float32 and the number of Lloyd iterations run."""
+
+    labels: torch.Tensor
+    centers: torch.Tensor
+    iterations: int
+
+
+def squared_distances(points: torch.Tensor, point_sq: torch.Tensor,
+                      centers: torch.Tensor) -> torch.Tensor:
+    """(M, k) squared Euclidean distances from |x|^2 (M,), clamped at 0 (float rounding)."""
+    out = torch.empty(len(points), len(centers), dtype=points.dtype, device=points.device)
+    center_sq = centers.square().sum(dim=1)
+    for start in range(0, len(points), CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        block = torch.mm(points[rows], centers.T, out=out[rows])
+        block.mul_(-2).add_(center_sq).add_(point_sq[rows, None])
+    return out.clamp_(min=0)
+
+
+def nearest_center(points: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Index (M,) of each point's nearest centre (first one on ties)."""
+    labels = torch.empty(len(points), dtype=torch.long, device=points.device)
+    center_sq = centers.square().sum(dim=1)
+    for start in range(0, len(points), CHUNK_ROWS):
+        scores = torch.mm(points[start:start + CHUNK_ROWS], centers.T)
+        labels[start:start + CHUNK_ROWS] = scores.mul_(-2).add_(center_sq).argmin(dim=1)
+    return labels
+
+
+def kmeans_plusplus(points: torch.Tensor, clusters: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Greedy k-means++ seeding: (clusters, D) centres drawn among the points."""
+    n_points = len(points)
+    trials = 2 + int(math.log(clusters))
+    point_sq = points.square().sum(dim=1)
+    first = int(torch.randint(n_points, (1,), generator=generator))
+    picked = [first]
+    closest = squared_distances(points, point_sq, points[first:first + 1])[:, 0].double()
+    for _ in range(1, clusters):
+        cumulative = closest.cumsum(0)
+        if cumulative[-1] > 0:
+            draws = torch.rand(trials, generator=generator, dtype=torch.float64)
+            picks = torch.searchsorted(cumulative, draws * cumulative[-1]).clamp_(max=n_points - 1)
+        else:  # every point sits on a centre already: any pick is as good
+            picks = torch.randint(n_points, (trials,), generator=generator)
+        candidate = torch.minimum(closest[:, None],
+                                  squared_distances(points, point_sq, points[picks]).double())
+        best = int(candidate.sum(dim=0).argmin())
+        closest = candidate[:, best].contiguous()
+        picked.append(int(picks[best]))
+    return points[picked].clone()
+
+
+def kmeans(points: torch.Tensor, clusters: int, *, seed: int = 42, max_iter: int = 300,
+           tol: float = 1e-4) -> KMeansResult:
+    """Lloyd's k-means from a k-means++ seeding; stops when labels repeat or centres settle.
+
+    Centres settle when the summed squared shift of one step is at most tol x the mean
+    per-feature variance of the points (scikit-learn's rule). Labels always belong to the
+    returned centres.
+    """
+    if points.ndim != 2 or not 1 <= clusters <= len(points):
+        raise InputError(f"k-means needs (M, D) points with M >= {clusters} clusters, got "
+                         f"{tuple(points.shape)}")
+    points = points.to(torch.float32).contiguous()
+    generator = torch.Generator().manual_seed(seed)
+    settle = tol * float(points.var(dim=0, unbiased=False).mean())
+    sample = points
+    if len(points) > SEED_SAMPLE:
+        sample = points[torch.randperm(len(points), generator=generator)[:SEED_SAMPLE]]
+    centers = kmeans_plusplus(sample, clusters, generator)
+    labels = nearest_center(points, centers)
+    sums = torch.zeros(clusters, points.shape[1], dtype=torch.float64, device=points.device)
+    for start in range(0, len(points), CHUNK_ROWS):
+        sums.index_add_(0, labels[start:start + CHUNK_ROWS],
+                        points[start:start + CHUNK_ROWS].to(torch.float64))
+    sizes = torch.bincount(labels, minlength=clusters)
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        # an empty cluster keeps its centre
+        new = torch.where(sizes[:, None] > 0, sums / sizes.clamp(min=1)[:, None],
+                          centers.to(torch.float64)).to(torch.float32)
+        shift = float((new - centers).square().sum())
+        centers = new
+        new_labels = nearest_center(points, centers)
+        changed = (new_labels != labels).nonzero()[:, 0]
+        if len(changed):  # the sums follow the points that moved (float64: no drift)
+            moved = points[changed].to(torch.float64)
+            sums.index_add_(0, new_labels[changed], moved)
+            sums.index_add_(0, labels[changed], moved, alpha=-1)
+            sizes = torch.bincount(new_labels, minlength=clusters)
+        labels = new_labels
+        if not len(changed) or shift <= settle:
+            break
+    return KMeansResult(labels=labels, centers=centers, iterations=iterations)
+
+
+def principal_projection(points: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
+    """Points (M, D) -> (M, dims): centred coordinates on the top principal axes of a sample."""
+    generator = torch.Generator().manual_seed(seed)
+    mean = points.mean(dim=0)
+    sample = points[torch.randperm(len(points), generator=generator)[:PCA_SAMPLE]] - mean
+    covariance = (sample.T @ sample).to(torch.float64)
+    axes = torch.linalg.eigh(covariance).eigenvectors[:, -dims:].flip(1).to(points.dtype)
+    return points @ axes - mean @ axes
+
+
+def cluster_refine(dynamic: torch.Tensor, features: torch.Tensor, *, clusters: int = 64,
+                   seed: int = 42, feature_dims: int | None = DEFAULT_FEATURE_DIMS) -> torch.Tensor:
+    """Refined map (N, h, w): each token gets its cluster's mean dynamic value, per-frame min-max.
+
+    Clusters are found jointly over all tokens of all frames (§3.2); see the module docstring.
+    """
+    if features.ndim != 4 or features.shape[:3] != dynamic.shape:
+        raise InputError(f"token features (N, h, w, D) must match the dynamic map "
+                         f"{tuple(dynamic.shape)}, got {tuple(features.shape)}")
+    points = features.reshape(-1, features.shape[-1]).to(torch.float32)
+    if feature_dims is not None and feature_dims < points.shape[1]:
+        points = principal_projection(points, feature_dims, seed)
+    clusters = min(clusters, len(points))
+    labels = kmeans(points, clusters, seed=seed).labels
+    values = dynamic.reshape(-1).to(torch.float64)
+    sizes = torch.bincount(labels, minlength=clusters)
+    sums = torch.bincount(labels, weights=values, minlength=clusters)
+    scores = torch.where(sizes > 0, sums / sizes.clamp(min=1), torch.zeros_like(sums))
+    refined = scores[labels].view(dynamic.shape).to(dynamic.dtype)
+    return minmax_normalize(refined, per_frame=True)
