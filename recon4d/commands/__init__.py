@@ -9,6 +9,19 @@ import importlib
 from collections.abc import Callable
 
 
+def add_sources(parser: argparse.ArgumentParser, command: str, predictions_help: str,
+                oracle_help: str) -> None:
+    """INPUT, --out, --predictions and --oracle: the sources of a command that reads frames,
+    a predictions file or a synthetic scene."""
+    parser.add_argument("input", nargs="?", default=None,
+                        help="a folder of images or a video file (or use --predictions / "
+                             "--oracle)")
+    parser.add_argument("--out", required=True, help="output folder (replaced atomically if it "
+                        f"is a previous `recon4d {command}` output)")
+    parser.add_argument("--predictions", default=None, help=predictions_help)
+    parser.add_argument("--oracle", default=None, metavar="SCENE_DIR", help=oracle_help)
+
+
 def runner(command: str) -> Callable[[argparse.Namespace], int]:
     """The `func` of a sub-parser: calls `recon4d.commands.<command>_run.run`, imported only then
     (so building the parser imports nothing heavy)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recon4d.commands import runner
+from recon4d.commands import add_sources, runner
 from recon4d.options import MasksOptions, add_options
 
 
@@ -17,17 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "from optical flow against the camera-induced flow. Writes dynamic_mask/ "
                     "PNGs (255 = moving), dynamic_maps/ scores, an overlay GIF and MP4 and "
                     "scene.json into --out (atomically).")
-    p.add_argument("input", nargs="?", default=None,
-                   help="a folder of images or a video file (or use --predictions / --oracle)")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
-                   "previous `recon4d masks` output)")
-    p.add_argument("--predictions", default=None,
-                   help="a predictions.npz instead of running the network: attention masks "
-                        "from its probes (`recon4d infer --probes`), flow masks from its images "
-                        "and pointmaps")
-    p.add_argument("--oracle", default=None, metavar="SCENE_DIR",
-                   help="a `recon4d synth` folder: the ground-truth oracle replaces the network "
-                        "(--motion flow only: the oracle has no attention)")
+    add_sources(p, "masks",
+                predictions_help="a predictions.npz instead of running the network: attention "
+                                 "masks from its probes (`recon4d infer --probes`), flow masks "
+                                 "from its images and pointmaps",
+                oracle_help="a `recon4d synth` folder: the ground-truth oracle replaces the "
+                            "network (--motion flow only: the oracle has no attention)")
     add_options(p, MasksOptions)
     p.set_defaults(func=runner("masks"))
     return p

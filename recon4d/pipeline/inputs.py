@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from recon4d.errors import InputError
+from recon4d.errors import InputError, OptionError
 from recon4d.inference import PairPredictions, infer_pairs
 from recon4d.inference.run import check_network, pair_edges, run_network
 from recon4d.io import collect_frames
@@ -37,6 +37,18 @@ class PreparedInputs:
     crops: np.ndarray | None = None  # (N, 4) (left, top, resized_w, resized_h)
     sources: list[Path] | None = None  # original image files (writers copy them), if files
     record: dict[str, Any] = field(default_factory=dict)  # "inputs" and "model" of scene.json
+
+
+def one_source(sources: dict[str, Any]) -> str:
+    """The name of the one source given among `sources` (input, predictions, oracle), else
+    OptionError naming what was given."""
+    given = [name for name, value in sources.items() if value is not None]
+    if len(given) != 1:
+        flags = {"input": "INPUT", "predictions": "--predictions", "oracle": "--oracle"}
+        raise OptionError("give exactly one of INPUT (images folder or video), --predictions "
+                          f"FILE or --oracle SCENE_DIR (got "
+                          f"{', '.join(flags[g] for g in given) or 'none'})")
+    return given[0]
 
 
 def from_frames(input: str | os.PathLike, network: NetworkOptions, frames: FrameOptions, *,

@@ -46,7 +46,7 @@ from recon4d.io.writers.masks import write_masks
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.masks import mask_to_original
 from recon4d.options import MasksOptions
-from recon4d.pipeline.inputs import from_oracle
+from recon4d.pipeline.inputs import from_oracle, one_source
 from recon4d.viz.overlay import tint_moving, write_gif, write_mp4
 
 __all__ = ["MasksOptions", "MasksResult", "estimate_masks", "masks_of", "summary_line"]
@@ -86,12 +86,7 @@ def estimate_masks(out: str | os.PathLike, input: str | os.PathLike | None = Non
     start = time.perf_counter()
     out = Path(out)
     sources = {"input": input, "predictions": predictions, "oracle": oracle}
-    given = [name for name, value in sources.items() if value is not None]
-    if len(given) != 1:
-        flags = {"input": "INPUT", "predictions": "--predictions", "oracle": "--oracle"}
-        raise OptionError("give exactly one of INPUT (images folder or video), --predictions "
-                          f"FILE or --oracle SCENE_DIR (got "
-                          f"{', '.join(flags[g] for g in given) or 'none'})")
+    source = one_source(sources)
     if oracle is not None and opts.motion == "attention":
         raise OptionError("--oracle gives no attention (it is not the network): use --motion flow")
     if input is not None:
@@ -115,7 +110,7 @@ def estimate_masks(out: str | os.PathLike, input: str | os.PathLike | None = Non
         timing["write"] = time.perf_counter() - tick
         timing["total"] = time.perf_counter() - start
         record["timing"] = {k: round(v, 3) for k, v in timing.items()}
-        write_scene_json(staging, "masks", _options_record(opts, given[0], sources), record)
+        write_scene_json(staging, "masks", _options_record(opts, source, sources), record)
     return MasksResult(frames.masks, out, sorted(files) + [SCENE_JSON], timing)
 
 

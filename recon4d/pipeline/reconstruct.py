@@ -17,7 +17,7 @@ import numpy as np
 
 from recon4d import align
 from recon4d.align.known import KnownCameras
-from recon4d.errors import InputError, OptionError
+from recon4d.errors import InputError
 from recon4d.inference.engine import requested_device
 from recon4d.io import writers
 from recon4d.io.atomic import atomic_output_dir
@@ -62,12 +62,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     start = time.perf_counter()
     out_dir = Path(out_dir)
     sources = {"input": input, "predictions": predictions, "oracle": oracle}
-    given = [name for name, value in sources.items() if value is not None]
-    if len(given) != 1:
-        flags = {"input": "INPUT", "predictions": "--predictions", "oracle": "--oracle"}
-        raise OptionError("give exactly one of INPUT (images folder or video), --predictions "
-                          f"FILE or --oracle SCENE_DIR (got "
-                          f"{', '.join(flags[g] for g in given) or 'none'})")
+    source = inputs.one_source(sources)
     # every cheap check before any slow work
     formats = writers.check_formats(writers.FORMATS if opts.outputs.formats is None
                                     else opts.outputs.formats)
@@ -88,7 +83,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     timing["align"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    options_record = _options_record(opts, given[0], sources)
+    options_record = _options_record(opts, source, sources)
     with atomic_output_dir(out_dir) as staging:
         files = writers.write_scene(scene, staging, formats=formats, sources=prepared.sources)
         timing["write"] = time.perf_counter() - tick
