@@ -3,12 +3,19 @@
 The model is any callable `model(view1, view2) -> (pred1, pred2)` on collated view dicts: the
 network, or a stand-in such as the synthetic oracle (which may have no parameters at all).
 Attention probes and motion masks (Easi3R) need the network (`recon4d.models.probes`).
+
+A model with `encode(img, true_shape) -> (feat, pos)` and `decode(view1, view2, feat1, pos1,
+feat2, pos2, *, heads)` (the network) has each image encoded ONCE, not once per pair it belongs
+to: the tokens of all N images are kept on the run device (`EncoderCache`) while the pairs are
+decoded. That is the O(N) price of the saving: N x T x enc_dim floats, e.g. 768 tokens x 1024 x
+4 B = 3 MB per 512x384 frame in float32 (3 GB for 1000 frames).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +38,8 @@ _HOST_KEYS = ("true_shape",)  # stay on the CPU, as in the reference
 def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
                 batch_size: int | None = None, device: str | torch.device | None = None,
                 dtype: str = "fp32", progress: bool = True, keep_images: bool = True,
-                probes: bool = False, motion_masks: np.ndarray | None = None) -> PairPredictions:
+                probes: bool = False, motion_masks: np.ndarray | None = None, *,
+                heads: bool = True, encoder_cache: EncoderCache | None = None) -> PairPredictions:
     """Predict every edge (view1 index, view2 index) of `edges` over `views`, without gradients.
 
     Batches never mix image shapes and keep (a, b) next to (b, a); `batch_size=None` sizes them
@@ -39,8 +47,11 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     trunk where `recon4d.models.precision` allows it (CUDA; bf16 on CPUs with native bf16).
     `probes` fills `attn_maps1`, `attn_maps2` and `token_features`; `motion_masks` (bool
     (N, H, W), True = moving, at the views' size) runs Easi3R's re-weighted pass. Both need the
-    network and images of one shape. Returns CPU float32 predictions (and the uint8 inputs if
-    `keep_images`).
+    network and images of one shape. `heads=False` (network and `probes` only) skips the heads:
+    the shape groups then hold empty pred dicts, only the probes are filled. `encoder_cache`
+    (network only) keeps the encoder tokens of these views for a later pass over the same views
+    (filled when empty, reused when full). Returns CPU float32 predictions (and the uint8 inputs
+    if `keep_images`).
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if len(edges) == 0:
@@ -55,6 +66,12 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     shapes = np.stack([np.asarray(v["true_shape"]).reshape(2) for v in views]).astype(np.int32)
     if probes or motion_masks is not None:
         _check_probe_request(model, shapes, probes, motion_masks)
+    cached = has_encoder(model)
+    if (not heads or encoder_cache is not None) and not cached:
+        raise InputError(f"skipping the heads or caching encoder tokens needs the DUSt3R/MASt3R "
+                         f"network, not {type(model).__name__}")
+    if not heads and not probes:
+        raise InputError("heads=False leaves nothing to predict without probes=True")
     if motion_masks is not None:
         views = [dict(v, atten_mask=torch.from_numpy(m[None])) for v, m in zip(
             views, np.asarray(motion_masks), strict=True)]
@@ -65,23 +82,35 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     config = config if isinstance(config, ModelConfig) else None
     trunk_bytes = 4 if dtype == "fp32" else 2
 
-    def group_batch_size(g: int) -> int:
+    def pair_batch_size(height: int, width: int) -> int:
         if batch_size is not None:
             return batch_size
+        return auto_batch_size(height, width, config, device, trunk_bytes)
+
+    def group_batch_size(g: int) -> int:
         first = groups[g][0]
-        height, width = np.maximum(ts1[first], ts2[first])
-        return auto_batch_size(int(height), int(width), config, device, trunk_bytes)
+        return pair_batch_size(*(int(v) for v in np.maximum(ts1[first], ts2[first])))
 
     batches = plan_batches(edges, groups, group_batch_size)
     group_of, row_of = group_rows(groups, len(edges))
     stores: list[dict[str, dict[str, torch.Tensor]] | None] = [None] * len(groups)
     with torch.no_grad(), probing(model) if probes else contextlib.nullcontext(), tqdm(
             total=len(edges), unit="pair", desc="pairs", disable=not progress) as bar:
+        if cached:
+            cache = encoder_cache if encoder_cache is not None else EncoderCache()
+            cache.fill(model, views, edges, device, autocast, pair_batch_size)
         for batch in batches:
-            view1 = collate([views[i] for i in edges[batch, 0]], device)
-            view2 = collate([views[i] for i in edges[batch, 1]], device)
-            with autocast:
-                pred1, pred2 = model(view1, view2)
+            if cached:
+                view1 = collate([_without_image(views[i]) for i in edges[batch, 0]], device)
+                view2 = collate([_without_image(views[i]) for i in edges[batch, 1]], device)
+                (f1, p1), (f2, p2) = cache.tokens(edges[batch, 0]), cache.tokens(edges[batch, 1])
+                with autocast:
+                    pred1, pred2 = model.decode(view1, view2, f1, p1, f2, p2, heads=heads)
+            else:
+                view1 = collate([views[i] for i in edges[batch, 0]], device)
+                view2 = collate([views[i] for i in edges[batch, 1]], device)
+                with autocast:
+                    pred1, pred2 = model(view1, view2)
             if probe_store is not None:
                 probe_store.add(batch, edges[batch], pred1, pred2)
             g = int(group_of[batch[0]])
@@ -98,6 +127,62 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     images = _view_images(views) if keep_images else None
     fields = probe_store.fields() if probe_store is not None else {}
     return PairPredictions(edges, ts1, ts2, result_groups, images=images, **fields)
+
+
+def has_encoder(model: Any) -> bool:
+    """Whether `model` offers the split `encode` / `decode` steps (the network does)."""
+    return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+
+@dataclass
+class EncoderCache:
+    """Encoder outputs of N images, each computed once and shared by every pair and pass.
+
+    Conventions: per image i, `feats[i]` (1, T, enc_dim) tokens after enc_norm and `pos[i]`
+    (1, T, 2) token positions, on the run device (see the module doc for the memory price);
+    None until an edge needs the image. A cache belongs to one list of views and one dtype:
+    `fill` refuses views of other sizes or another device.
+    """
+
+    feats: list[torch.Tensor | None] = field(default_factory=list)
+    pos: list[torch.Tensor | None] = field(default_factory=list)
+    key: tuple | None = None  # (true shapes, device) of the views the tokens belong to
+
+    def fill(self, model: Any, views: Sequence[dict], needed: np.ndarray, device: torch.device,
+             autocast: contextlib.AbstractContextManager,
+             chunk_pairs: Callable[[int, int], int]) -> None:
+        """Encode the `needed` images not encoded yet, same-shape images batched in image order.
+
+        `chunk_pairs(H, W)` is the pair batch size at that size; an encoder batch takes twice
+        as many images (a pair encodes two).
+        """
+        shapes = tuple(tuple(int(x) for x in np.asarray(v["true_shape"]).reshape(2))
+                       for v in views)
+        key = (shapes, str(device))
+        if self.key is None:
+            self.key, self.feats, self.pos = key, [None] * len(views), [None] * len(views)
+        elif self.key != key:
+            raise InputError(f"this encoder cache holds tokens of {len(self.key[0])} images "
+                             f"on {self.key[1]}, not of these {len(views)} images on "
+                             f"{device}; use a new cache for other views")
+        todo = [int(i) for i in np.unique(needed) if self.feats[i] is None]
+        image_keys = {i: (tuple(views[i]["img"].shape), shapes[i]) for i in todo}
+        for image_key in dict.fromkeys(image_keys.values()):
+            index = [i for i in todo if image_keys[i] == image_key]
+            step = 2 * chunk_pairs(*image_key[1])
+            for start in range(0, len(index), step):
+                part = index[start:start + step]
+                batch = collate([{"img": views[i]["img"], "true_shape": views[i]["true_shape"]}
+                                 for i in part], device)
+                with autocast:
+                    feat, pos = model.encode(batch["img"], batch["true_shape"])
+                for row, i in enumerate(part):
+                    self.feats[i], self.pos[i] = feat[row:row + 1], pos[row:row + 1]
+
+    def tokens(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(feat (B, T, enc_dim), pos (B, T, 2)) of the images `images` (B,), in that order."""
+        return (torch.cat([self.feats[i] for i in images]),
+                torch.cat([self.pos[i] for i in images]))
 
 
 class ProbeStore:
@@ -201,6 +286,11 @@ def collate(views: Sequence[dict], device: torch.device) -> dict[str, Any]:
         else:
             batch[key] = values
     return batch
+
+
+def _without_image(view: dict) -> dict:
+    """A view without its `img` (decoding from cached tokens needs only the rest)."""
+    return {key: value for key, value in view.items() if key != "img"}
 
 
 def _first_parameter(model: Any) -> torch.Tensor | None:

@@ -11,6 +11,10 @@ Optional attention probes (Easi3R, `infer_pairs(..., probes=True)`), all float32
   C = decoder layers x heads, channel l*heads + h.
 - `token_features` (N, NH, NW, D): per image, its encoder output after `enc_norm`.
 All images share one token grid (NH, NW) when they are present.
+
+Probes without pointmaps (`infer_pairs(..., probes=True, heads=False)`, the motion-mask passes):
+the shape groups then hold empty pred1/pred2 dicts; such predictions feed mask estimation in
+memory and are not meant for alignment or for saving.
 """
 
 from __future__ import annotations

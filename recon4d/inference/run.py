@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 
 from recon4d import models
 from recon4d.errors import InputError, Recon4dError
-from recon4d.inference.engine import infer_pairs, requested_device
+from recon4d.inference.engine import EncoderCache, infer_pairs, requested_device
 from recon4d.inference.graphs import make_pairs
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io import FrameSource, load_images
@@ -52,14 +52,23 @@ class LoadedNetwork:
     source: FrameSource
     options: NetworkOptions
     device: torch.device
+    # the network's encoder tokens of `views`, kept between passes when `keep_tokens` ran
+    encoder_cache: EncoderCache | None = field(default=None, repr=False)
+
+    def keep_tokens(self) -> None:
+        """Keep the encoder tokens of the first pass for the next ones (Easi3R's pass 2 changes
+        only the decoders); costs N x tokens x enc_dim floats on the device (see the engine)."""
+        self.encoder_cache = EncoderCache()
 
     def run(self, *, probes: bool = False, motion_masks: np.ndarray | None = None,
-            progress: bool = True) -> NetworkRun:
-        """One pass over the pair graph; `probes` and `motion_masks` as in `infer_pairs`."""
+            heads: bool = True, progress: bool = True) -> NetworkRun:
+        """One pass over the pair graph; `probes`, `motion_masks` and `heads` as in
+        `infer_pairs`, reusing the kept encoder tokens after `keep_tokens`."""
         opts = self.options
         preds = infer_pairs(self.model, self.views, self.edges, batch_size=opts.batch_size,
                             device=self.device, dtype=opts.dtype, progress=progress,
-                            probes=probes, motion_masks=motion_masks)
+                            probes=probes, motion_masks=motion_masks, heads=heads,
+                            encoder_cache=self.encoder_cache)
         preds.image_names = list(self.source.names)
         preds.timestamps = self.source.timestamps
         return NetworkRun(preds, self.config, self.size, self.graph, self.source, opts.weights)

@@ -91,14 +91,15 @@ def interleave(t1: torch.Tensor, t2: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def _true_shape(view: dict) -> torch.Tensor:
     """The view's B x 2 (H, W) `true_shape` as a tensor; the image size when absent."""
-    shape = view.get("true_shape")
-    img = view["img"]
+    shape, img = view.get("true_shape"), view.get("img")
     if shape is None:
+        if img is None:
+            raise InputError("a view needs `true_shape` or `img`")
         return torch.tensor(img.shape[-2:]).repeat(img.shape[0], 1)
     shape = torch.as_tensor(np.asarray(shape) if not torch.is_tensor(shape) else shape)
-    if shape.shape != (img.shape[0], 2):
-        raise InputError(f"true_shape must be B x 2 with B={img.shape[0]}, got "
-                         f"{tuple(shape.shape)}")
+    rows = shape.shape[0] if img is None else img.shape[0]
+    if shape.shape != (rows, 2):
+        raise InputError(f"true_shape must be B x 2 with B={rows}, got {tuple(shape.shape)}")
     return shape
 
 
@@ -142,15 +143,19 @@ class Dust3rNetwork(nn.Module):
             DecoderBlock(cfg.dec_embed_dim, cfg.dec_num_heads, cfg.mlp_ratio, cfg.norm_im2_in_dec)
             for _ in range(cfg.dec_depth))
 
-    def _encode_image(
+    def encode(
         self, img: torch.Tensor, true_shape: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """Encoder tokens B x N x enc_dim (after enc_norm), positions B x N x 2, None."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder tokens B x T x enc_dim (after enc_norm) and positions B x T x 2 of B images.
+
+        Each image is encoded on its own (no attention across the batch), so tokens can be
+        computed once per image and reused by every pair it belongs to (`decode`).
+        """
         x, pos = self.patch_embed(img, true_shape)
         rope = self.rope.coefs(pos, self.config.enc_embed_dim // self.config.enc_num_heads)
         for block in self.enc_blocks:
             x = block(x, rope)
-        return self.enc_norm(x), pos, None
+        return self.enc_norm(x), pos
 
     def _encode_image_pairs(
         self, img1: torch.Tensor, img2: torch.Tensor, true_shape1: torch.Tensor,
@@ -159,12 +164,12 @@ class Dust3rNetwork(nn.Module):
         """(feat1, feat2, pos1, pos2); equal-size views go through the encoder as one batch."""
         if img1.shape[-2:] == img2.shape[-2:]:
             shape = torch.cat((torch.as_tensor(true_shape1), torch.as_tensor(true_shape2)))
-            feat, pos, _ = self._encode_image(torch.cat((img1, img2)), shape)
+            feat, pos = self.encode(torch.cat((img1, img2)), shape)
             feat1, feat2 = feat.chunk(2)
             pos1, pos2 = pos.chunk(2)
             return feat1, feat2, pos1, pos2
-        feat1, pos1, _ = self._encode_image(img1, true_shape1)
-        feat2, pos2, _ = self._encode_image(img2, true_shape2)
+        feat1, pos1 = self.encode(img1, true_shape1)
+        feat2, pos2 = self.encode(img2, true_shape2)
         return feat1, feat2, pos1, pos2
 
     def _decoder(
@@ -235,8 +240,9 @@ class Dust3rNetwork(nn.Module):
     def forward(self, view1: dict, view2: dict) -> tuple[dict, dict]:
         """pred1 (`pts3d`, `conf`[, `desc`, `desc_conf`]) and pred2 (`pts3d_in_other_view`, ...).
 
-        Probe outputs are added while `probing(self)` is active; both views' `atten_mask`
-        re-weight decoder 1's cross-attention (`recon4d.models.probes`).
+        `encode` then `decode`; a symmetrized batch encodes each image once. Probe outputs are
+        added while `probing(self)` is active; both views' `atten_mask` re-weight decoder 1's
+        cross-attention (`recon4d.models.probes`).
         """
         shape1, shape2 = _true_shape(view1), _true_shape(view2)
         img1, img2 = view1["img"], view2["img"]
@@ -246,17 +252,35 @@ class Dust3rNetwork(nn.Module):
             (f1, f2), (p1, p2) = interleave(f1, f2), interleave(p1, p2)
         else:
             f1, f2, p1, p2 = self._encode_image_pairs(img1, img2, shape1, shape2)
-        probe1, probe2 = decoder_probes(view1, view2, p1, p2, self.config.patch_size,
-                                        self.record_probes)
-        dec1, dec2 = self._decoder(f1, p1, f2, p2, probe1, probe2)
-        pred1 = self._downstream_head(1, dec1, shape1)
-        pred2 = self._downstream_head(2, dec2, shape2)
-        pred2["pts3d_in_other_view"] = pred2.pop("pts3d")
-        if self.record_probes:
-            pred1.update(probe_outputs(probe1, p2, f1, p1))
-            pred2.update(probe_outputs(probe2, p1, f2, p2))
-        return pred1, pred2
+        return self.decode(view1, view2, f1, p1, f2, p2)
 
+    def decode(
+        self, view1: dict, view2: dict, feat1: torch.Tensor, pos1: torch.Tensor,
+        feat2: torch.Tensor, pos2: torch.Tensor, *, heads: bool = True,
+    ) -> tuple[dict, dict]:
+        """Decoders (and heads when `heads`) on encoder outputs of `encode`, B x T x enc_dim.
+
+        The views give `true_shape` (else their `img` size) and optional `atten_mask`; their
+        images are not read when `true_shape` is given. Without heads the decoders run only for
+        the probes: the preds hold the probe outputs alone (empty dicts when not probing).
+        """
+        shape1, shape2 = _true_shape(view1), _true_shape(view2)
+        if feat1.shape[0] != shape1.shape[0] or feat2.shape[0] != shape2.shape[0]:
+            raise InputError(f"decode got {feat1.shape[0]} and {feat2.shape[0]} token rows for "
+                             f"{shape1.shape[0]} and {shape2.shape[0]} views")
+        probe1, probe2 = decoder_probes(view1, view2, pos1, pos2, self.config.patch_size,
+                                        self.record_probes)
+        dec1, dec2 = self._decoder(feat1, pos1, feat2, pos2, probe1, probe2)
+        pred1: dict[str, torch.Tensor] = {}
+        pred2: dict[str, torch.Tensor] = {}
+        if heads:
+            pred1 = self._downstream_head(1, dec1, shape1)
+            pred2 = self._downstream_head(2, dec2, shape2)
+            pred2["pts3d_in_other_view"] = pred2.pop("pts3d")
+        if self.record_probes:
+            pred1.update(probe_outputs(probe1, pos2, feat1, pos1))
+            pred2.update(probe_outputs(probe2, pos1, feat2, pos2))
+        return pred1, pred2
 
 def build_model(cfg: ModelConfig, device: str | torch.device | None = None) -> Dust3rNetwork:
     """The network for `cfg` in eval mode, parameters created directly on `device`.

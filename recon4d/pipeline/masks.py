@@ -1,10 +1,10 @@
 """`estimate_masks`: per-frame motion masks (Easi3R attention or MonST3R flow) into a folder.
 
 Sources: frames + network (attention: pass 1 with probes, then Easi3R's re-weighted pass 2 with
-pass 1's masks; flow: one plain pass), a predictions.npz (no network: its probes, or its images
-and pointmaps), or a `recon4d synth` scene (the oracle's predictions; flow only). Every cheap
-check (options, checkpoint spec, --out, the pair graph) runs before any slow work; the output
-folder appears only when complete.
+pass 1's masks, both without heads and from one encoding per frame; flow: one plain pass), a
+predictions.npz (no network: its probes, or its images and pointmaps), or a `recon4d synth`
+scene (the oracle's predictions; flow only). Every cheap check (options, checkpoint spec, --out,
+the pair graph) runs before any slow work; the output folder appears only when complete.
 
 Conventions: N frames; masks and maps at the model resolution H x W (`MotionMasks`); PNG masks at
 each frame's original resolution when it is known (frames), else at the model resolution.
@@ -28,6 +28,7 @@ from recon4d.dynamics.flow import flow_masks
 from recon4d.dynamics.masks import MotionMasks
 from recon4d.errors import InputError, OptionError
 from recon4d.inference import PairPredictions
+from recon4d.inference.engine import has_encoder
 from recon4d.inference.run import check_network, load_network, pair_edges
 from recon4d.io import collect_frames
 from recon4d.io.atomic import atomic_output_dir
@@ -149,10 +150,13 @@ def _from_frames(input: str | os.PathLike, opts: MasksOptions, progress: bool) -
         edges, _ = pair_edges(len(source), opts.network)
         check_edge_coverage(torch.from_numpy(edges), len(source))
     loaded = load_network(source, opts.network, same_shape=True)
-    run = loaded.run(probes=attention, progress=progress)
+    if attention and opts.passes == 2 and has_encoder(loaded.model):
+        loaded.keep_tokens()  # pass 2 changes only the decoders
+    # attention needs only the probes: the heads are skipped (no pointmaps in these predictions)
+    run = loaded.run(probes=attention, heads=not attention, progress=progress)
     masks = masks_of(run.predictions, opts)
     if attention and opts.passes == 2:
-        run = loaded.run(probes=True, motion_masks=masks.masks, progress=progress)
+        run = loaded.run(probes=True, motion_masks=masks.masks, heads=False, progress=progress)
         masks = masks_of(run.predictions, opts)
     geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
                   for frame in source.frames]
