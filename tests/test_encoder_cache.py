@@ -138,3 +138,12 @@ def test_heads_off_and_caches_are_refused_where_they_cannot_apply(tiny, probe_ca
     with pytest.raises(InputError, match="encoder cache holds tokens"):
         infer_pairs(tiny, other, make_pairs(len(other), "complete"), progress=False,
                     encoder_cache=cache)
+
+
+def test_predictions_without_heads_are_not_saved(tiny, probe_case, tmp_path):
+    """A mask pass's predictions hold probes only: saving them would write an unreadable file."""
+    _, views, edges = probe_case
+    preds = infer_pairs(tiny, views, edges, probes=True, heads=False, progress=False)
+    with pytest.raises(InputError, match="hold no pred1/pts3d"):
+        preds.save_npz(tmp_path / "p.npz")
+    assert not (tmp_path / "p.npz").exists()

@@ -31,6 +31,12 @@ Fail = Callable[[str], InputError]  # message -> the error naming the file
 
 def save_predictions(preds: PairPredictions, path: str | os.PathLike) -> None:
     """Write the interchange npz atomically (layout in docs/formats.md, "Pair predictions")."""
+    missing = [f"{side}/{name}" for side, names in REQUIRED_PRED.items() for name in names
+               if preds.groups and name not in getattr(preds.groups[0], side)]
+    if missing:  # e.g. a mask pass run without heads: a file others could not read back
+        raise InputError(f"{path}: these predictions hold no {', '.join(missing)} (made "
+                         "without the network's heads?) and cannot be saved as a predictions "
+                         "file")
     arrays = {
         "format_version": np.asarray(NPZ_FORMAT_VERSION, dtype=np.int64),
         "view1/idx": preds.edges[:, 0].copy(), "view2/idx": preds.edges[:, 1].copy(),
