@@ -39,8 +39,8 @@ def pair_view(data: PairData, priors: CameraPriors, objective: Objective) -> Ali
     back = int(own[b])
     f64 = torch.float64
     scale, rot, trans = umeyama(data.pts_i[back].reshape(1, -1, 3),
-                                         data.pts_j[e].reshape(1, -1, 3),
-                                         (data.conf_i[back] * data.conf_j[e]).reshape(1, -1))
+                                data.pts_j[e].reshape(1, -1, 3),
+                                (data.conf_i[back] * data.conf_j[e]).reshape(1, -1))
     rots = torch.eye(3, dtype=f64).repeat(2, 1, 1)
     transl = torch.zeros(2, 3, dtype=f64)
     rots[b], transl[b] = rot[0], trans[0]
