@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 
-from process_memory import peak_rss_bytes
+from process_memory import in_fresh_process, peak_rss_bytes
 
 MODELS = {
     "dust3r-512-dpt": "DUSt3R_ViTLarge_BaseDecoder_512_dpt",
@@ -153,13 +151,6 @@ def run_one(key: str, repeats: int) -> dict:
     }
 
 
-def _worker(key: str, repeats: int) -> dict:
-    """Run one measurement in a fresh interpreter (isolated peak RSS)."""
-    out = subprocess.run([sys.executable, __file__, "--worker", key, "--repeats", str(repeats)],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -169,7 +160,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(run_one(args.worker, args.repeats)))
         return
-    rows = [_worker(key, args.repeats) for key in args.models]
+    rows = [in_fresh_process(__file__, key, args.repeats) for key in args.models]
     header = (f"{'model':16} {'params':>11} {'fwd s':>7} {'GFLOP':>7} {'GFLOP/s':>8} "
               f"{'mm peak':>8} {'% paired':>9} {'% peak':>7} {'RSS GiB':>8} {'RSS/wts':>8}")
     print(header)

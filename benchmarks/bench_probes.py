@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
-import sys
 import time
 
-from process_memory import peak_rss_bytes, rss_bytes
+from process_memory import in_fresh_process, peak_rss_bytes, rss_bytes
 
 MODEL = "DUSt3R_ViTLarge_BaseDecoder_512_dpt"
 MODES = ("plain", "probed", "masked")
@@ -77,13 +75,6 @@ def run_one(mode: str, repeats: int) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def _worker(mode: str, repeats: int) -> dict:
-    """Run one mode in a fresh interpreter (isolated peak RSS)."""
-    out = subprocess.run([sys.executable, __file__, "--worker", mode, "--repeats", str(repeats)],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -92,7 +83,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(run_one(args.worker, args.repeats)))
         return
-    rows = {mode: _worker(mode, args.repeats) for mode in MODES}
+    rows = {mode: in_fresh_process(__file__, mode, args.repeats) for mode in MODES}
     plain = rows["plain"]
     print(f"{MODEL}, one {WIDTH}x{HEIGHT} pair, {plain['layers']} layers x {plain['heads']} "
           f"heads probed per side, threads={plain['threads']}")
