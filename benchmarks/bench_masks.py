@@ -8,12 +8,11 @@ Printed side by side, in one run:
 * `ours`: `cluster_refine` (k-means++ then Lloyd, 64 clusters, 300 iterations, tol 1e-4, all
   1024 dimensions), then upsampling and `adaptive_threshold` on the full-resolution stack
   (200 x 288 x 512 values): the whole `attention_masks` tail after the dynamic map;
-* `ours-pca128`: the same with `feature_dims=128` (k-means on 128 principal components);
 * `sklearn`: scikit-learn's KMeans with the reference's settings on all 1024 dimensions (when
   installed);
 * `otsu`: `adaptive_threshold` alone on the full-resolution stack.
 
-    python benchmarks/bench_masks.py [--features iid|mixture] [--skip-pca] [--skip-sklearn]
+    python benchmarks/bench_masks.py [--features iid|mixture] [--skip-sklearn]
 
 Times are wall-clock seconds on a shared machine: other jobs can inflate them.
 """
@@ -55,23 +54,20 @@ def timed(label: str, func) -> object:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", choices=("iid", "mixture"), default="iid")
-    parser.add_argument("--skip-pca", action="store_true")
     parser.add_argument("--skip-sklearn", action="store_true")
     args = parser.parse_args()
     dynamic, features = inputs(args.features)
     print(f"{FRAMES} frames {WIDTH}x{HEIGHT}, {dynamic[0].numel()} tokens/frame, {DIM}-d "
           f"{args.features} features, {torch.get_num_threads()} torch threads")
 
-    def ours(feature_dims: int | None) -> float:
-        refined = cluster_refine(dynamic, features, clusters=CLUSTERS, feature_dims=feature_dims)
+    def ours() -> float:
+        refined = cluster_refine(dynamic, features, clusters=CLUSTERS)
         return adaptive_threshold(upsample_maps(refined, (HEIGHT, WIDTH))).threshold
 
-    timed("ours (k-means + otsu)", lambda: ours(None))
+    timed("ours (k-means + otsu)", ours)
     points = features.reshape(-1, DIM)
     result = timed("ours k-means alone", lambda: kmeans(points, CLUSTERS))
     print(f"{'':<28s} {result.iterations} Lloyd iterations")
-    if not args.skip_pca:
-        timed("ours-pca128 (k-means + otsu)", lambda: ours(128))
     if not args.skip_sklearn:
         try:
             from sklearn.cluster import KMeans

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from recon4d.dynamics.aggregation import aggregate_attention, dynamic_map
-from recon4d.dynamics.clusters import DEFAULT_FEATURE_DIMS, cluster_refine
+from recon4d.dynamics.clusters import cluster_refine
 from recon4d.dynamics.masks import MotionMasks
 from recon4d.dynamics.otsu import adaptive_threshold
 from recon4d.errors import InputError
@@ -34,8 +34,7 @@ def upsample_maps(maps: torch.Tensor, image_size: tuple[int, int]) -> torch.Tens
 
 def attention_masks(edges: np.ndarray, maps1: np.ndarray, maps2: np.ndarray,
                     features: np.ndarray, image_size: tuple[int, int], *, clusters: int = 64,
-                    seed: int = 42,
-                    feature_dims: int | None = DEFAULT_FEATURE_DIMS) -> MotionMasks:
+                    seed: int = 42) -> MotionMasks:
     """Per-frame motion masks (N, H, W) of a clip from its per-edge attention maps and tokens.
 
     Raises InputError when the pair graph leaves a frame with fewer than two edges on a side
@@ -49,8 +48,7 @@ def attention_masks(edges: np.ndarray, maps1: np.ndarray, maps2: np.ndarray,
         raise InputError(f"image_size must be (H, W) with positive sides, got {image_size}")
     stats = aggregate_attention(torch.as_tensor(edges), torch.as_tensor(maps1),
                                 torch.as_tensor(maps2), n_frames=features_t.shape[0])
-    refined = cluster_refine(dynamic_map(stats), features_t, clusters=clusters, seed=seed,
-                             feature_dims=feature_dims)
+    refined = cluster_refine(dynamic_map(stats), features_t, clusters=clusters, seed=seed)
     maps = upsample_maps(refined.float(), image_size)
     threshold = adaptive_threshold(maps).threshold
     return MotionMasks(masks=(maps > threshold).numpy(), maps=maps.numpy(),

@@ -10,11 +10,6 @@ iterations, tol 1e-4 x the mean feature variance, seed 42), each documented here
   k-means++ (2 + ln k candidates per centre, the one lowering the potential most is kept), run
   on a seeded sample of at most `SEED_SAMPLE` points (256 per cluster: the seeding only needs
   to cover the data, and it is sequential, so on all points it costs more than Lloyd);
-* optionally (`feature_dims`, default None = the full features as the reference) the tokens are
-  first projected on their top principal components (covariance of a seeded sample of at most
-  `PCA_SAMPLE` tokens), making each Lloyd iteration D / feature_dims times cheaper; measured on
-  CPU, the projection itself costs more than it saves on clustered features, and unstructured
-  features then need more iterations (benchmarks/bench_masks.py);
 * a cluster left empty by a Lloyd step keeps its previous centre (scikit-learn relocates it),
   and scores 0 in the refinement (no token has its label, so the score is never used);
 * with fewer tokens than clusters, every token is its own cluster (the refined map is then the
@@ -33,10 +28,8 @@ from recon4d.errors import InputError
 
 # rows per distance block: at most CHUNK_ROWS x k scores at a time
 CHUNK_ROWS = 2**18
-PCA_SAMPLE = 16384
 # k-means++ seeds from a seeded sample of at most this many points
 SEED_SAMPLE = 16384
-DEFAULT_FEATURE_DIMS: int | None = None
 
 
 @dataclass
@@ -139,18 +132,8 @@ def kmeans(points: torch.Tensor, clusters: int, *, seed: int = 42, max_iter: int
     return KMeansResult(labels=labels, centers=centers, iterations=iterations)
 
 
-def principal_projection(points: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
-    """Points (M, D) -> (M, dims): centred coordinates on the top principal axes of a sample."""
-    generator = torch.Generator().manual_seed(seed)
-    mean = points.mean(dim=0)
-    sample = points[torch.randperm(len(points), generator=generator)[:PCA_SAMPLE]] - mean
-    covariance = (sample.T @ sample).to(torch.float64)
-    axes = torch.linalg.eigh(covariance).eigenvectors[:, -dims:].flip(1).to(points.dtype)
-    return points @ axes - mean @ axes
-
-
 def cluster_refine(dynamic: torch.Tensor, features: torch.Tensor, *, clusters: int = 64,
-                   seed: int = 42, feature_dims: int | None = DEFAULT_FEATURE_DIMS) -> torch.Tensor:
+                   seed: int = 42) -> torch.Tensor:
     """Refined map (N, h, w): each token gets its cluster's mean dynamic value, per-frame min-max.
 
     Clusters are found jointly over all tokens of all frames (§3.2); see the module docstring.
@@ -159,8 +142,6 @@ def cluster_refine(dynamic: torch.Tensor, features: torch.Tensor, *, clusters: i
         raise InputError(f"token features (N, h, w, D) must match the dynamic map "
                          f"{tuple(dynamic.shape)}, got {tuple(features.shape)}")
     points = features.reshape(-1, features.shape[-1]).to(torch.float32)
-    if feature_dims is not None and feature_dims < points.shape[1]:
-        points = principal_projection(points, feature_dims, seed)
     clusters = min(clusters, len(points))
     labels = kmeans(points, clusters, seed=seed).labels
     values = dynamic.reshape(-1).to(torch.float64)
