@@ -4,7 +4,6 @@ and the output check before any slow work."""
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from recon4d import cli, options
 from recon4d.errors import OptionError
 from recon4d.options import (
     AlignOptions,
+    EvalOptions,
     FrameOptions,
     MatchOptions,
     NetworkOptions,
@@ -96,6 +96,10 @@ def test_library_only_settings_have_no_flag(capsys):
     (lambda: NetworkOptions(dtype="fp8"), "--dtype: unknown value 'fp8'"),
     (lambda: FrameOptions(fps=0.0), "--fps must be a positive number, got 0.0"),
     (lambda: OutputOptions(formats=()), "--formats: no format given"),
+    (lambda: EvalOptions(delta=0), "--delta must be an integer >= 1, got 0"),
+    (lambda: EvalOptions(delta=1.5), "--delta must be an integer >= 1, got 1.5"),
+    (lambda: EvalOptions(max_dt=-0.1), "--max-dt must be a number >= 0, got -0.1"),
+    (lambda: EvalOptions(cloud_voxel=0.0), "--cloud-voxel must be a positive number, got 0.0"),
 ])
 def test_bad_values_raise_option_error(make, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(")):
@@ -109,22 +113,6 @@ def test_light_names_equal_the_heavy_modules_names():
 
     assert options.DTYPES == tuple(AUTOCAST_DTYPES)
     assert options.BACKGROUND_COLOURS == tuple(masks.BACKGROUND_COLOURS)
-
-
-def test_library_defaults_come_from_the_options():
-    from recon4d.align import global_align
-
-    params = inspect.signature(global_align).parameters
-    defaults = AlignOptions()
-    assert params["conf_threshold"].default == defaults.conf_threshold
-    assert params["solver"].default == defaults.solver
-
-    from recon4d.options import SynthOptions
-    from recon4d.synthetic import generate_scene
-
-    params = inspect.signature(generate_scene).parameters
-    for name, value in vars(SynthOptions()).items():
-        assert params[name].default == value, name
 
 
 def test_option_error_is_one_line_before_any_work(tmp_path, capsys):

@@ -29,7 +29,7 @@ from recon4d.eval.report import summarise
 from recon4d.eval.resize import crop_box, resize_stack
 from recon4d.eval.trajectory import nearest_within
 from recon4d.options.choices import METRIC_GROUPS
-from recon4d.options.evaluation import DEFAULT, EvalOptions
+from recon4d.options.evaluation import EvalOptions
 
 
 def match_frames(pred: Prediction, gt: GroundTruth, truncate: bool,
@@ -72,7 +72,7 @@ def eval_depth(pred: Prediction, gt: GroundTruth, pi: np.ndarray, gi: np.ndarray
     est = resize_stack(pred.depth[pi], true.shape[1:], opts.resize)
     return depth_metrics(est, true, align=opts.depth_align, max_depth=opts.depth_cap(gt.max_depth),
                          fit=opts.depth_fit, space=opts.depth_space, protocol=opts.depth_protocol,
-                         clip_max=gt.clip_depth if opts.max_depth == DEFAULT else None)
+                         clip_max=opts.depth_clip(gt.clip_depth))
 
 
 def eval_masks(pred: Prediction, gt: GroundTruth, pi: np.ndarray, gi: np.ndarray,

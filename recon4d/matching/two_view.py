@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from recon4d.errors import Recon4dError
+from recon4d.geometry.transforms import apply_similarity, make_rigid
 from recon4d.geometry.umeyama import umeyama
 
 # Residuals below this fraction of the matched cloud's RMS spread count as exact: without a
@@ -31,13 +32,11 @@ class Similarity:
 
     def apply(self, pts: torch.Tensor) -> torch.Tensor:
         """Transform points (..., 3)."""
-        return self.scale * pts @ self.rotation.T + self.translation
+        return apply_similarity(self.rotation, self.translation, pts, self.scale)
 
     def pose(self) -> torch.Tensor:
         """4x4 rigid transform [R | t] (camera-to-world when dst is the world frame)."""
-        out = torch.eye(4, dtype=self.rotation.dtype)
-        out[:3, :3], out[:3, 3] = self.rotation, self.translation
-        return out
+        return make_rigid(self.rotation, self.translation)
 
 
 def fit_similarity(src: torch.Tensor, dst: torch.Tensor,

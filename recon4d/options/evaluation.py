@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recon4d.errors import OptionError
 from recon4d.options.choices import (
     BOUNDARY_TOLERANCE,
     DEPTH_ALIGN_MODES,
@@ -16,7 +15,15 @@ from recon4d.options.choices import (
     RESIZE_METHODS,
     SCALE_SHIFT_FITS,
 )
-from recon4d.options.fields import check_choices, comma_list, flag_of, option
+from recon4d.options.fields import (
+    check_choices,
+    comma_list,
+    is_number,
+    option,
+    require,
+    require_at_least,
+    require_positive,
+)
 
 DEFAULT = "default"  # max_depth: the benchmark's usual cap
 
@@ -68,16 +75,16 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        checks = (("delta", self.delta >= 1), ("max_dt", self.max_dt >= 0),
-                  ("boundary_tolerance", self.boundary_tolerance > 0),
-                  ("cloud_threshold", self.cloud_threshold > 0),
-                  ("cloud_voxel", self.cloud_voxel is None or self.cloud_voxel > 0))
-        for name, ok in checks:
-            if not ok:
-                kind = "non-negative" if name == "max_dt" else "positive"
-                raise OptionError(f"{flag_of(EvalOptions, name)} must be {kind}, "
-                                  f"got {getattr(self, name)!r}")
+        require_at_least(self, 1, "delta")
+        require_positive(self, "boundary_tolerance", "cloud_threshold", "cloud_voxel")
+        require(is_number(self.max_dt) and self.max_dt >= 0, EvalOptions, "max_dt",
+                "must be a number >= 0", self.max_dt)
 
     def depth_cap(self, benchmark_cap: float | None) -> float | None:
         """The depth cap to use: the benchmark's own (`benchmark_cap`) unless one was given."""
         return benchmark_cap if self.max_depth == DEFAULT else self.max_depth
+
+    def depth_clip(self, benchmark_clip: float | None) -> float | None:
+        """The upper clip of aligned predictions: the benchmark's published one (Sintel 70) with
+        its own cap, none when a cap was given."""
+        return benchmark_clip if self.max_depth == DEFAULT else None

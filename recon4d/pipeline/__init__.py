@@ -1,7 +1,6 @@
 """recon4d.pipeline: end-to-end runs (frames or predictions -> aligned scene or motion masks ->
 output files)."""
 
-from recon4d.pipeline.masks import MasksResult, estimate_masks
 from recon4d.pipeline.reconstruct import (
     ReconstructOptions,
     ReconstructResult,
@@ -9,5 +8,4 @@ from recon4d.pipeline.reconstruct import (
     summary_line,
 )
 
-__all__ = ["estimate_masks", "MasksResult", "ReconstructOptions", "ReconstructResult",
-           "reconstruct", "summary_line"]
+__all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct", "summary_line"]

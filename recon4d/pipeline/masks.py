@@ -50,7 +50,7 @@ from recon4d.options import MasksOptions
 from recon4d.pipeline.inputs import from_oracle, one_source
 from recon4d.viz.overlay import tint_moving, write_gif, write_mp4
 
-__all__ = ["MasksOptions", "MasksResult", "estimate_masks", "masks_of", "summary_line"]
+__all__ = ["MasksResult", "estimate_masks", "masks_of", "summary_line"]
 
 OVERLAY_FPS = 10.0  # overlay frame rate when the frames have no timestamps
 GREY = 128  # overlay background when the predictions file holds no images

@@ -18,7 +18,6 @@ _LAZY = {
     "generate_scene": "recon4d.synthetic.scene",
     "load_scene": "recon4d.synthetic.scene_io",
     "write_scene": "recon4d.synthetic.scene_io",
-    "TRAJECTORIES": "recon4d.options",
 }
 
 __all__ = sorted(_LAZY)

@@ -10,13 +10,13 @@ from tqdm import tqdm
 
 from recon4d.errors import InputError
 from recon4d.geometry.cameras import depth_to_world, intrinsics_from_fov
-from recon4d.options import SynthOptions
+from recon4d.options import TRAJECTORIES, SynthOptions
 from recon4d.summary_repr import summary_repr
 from recon4d.synthetic.flow import forward_flow, move_points
 from recon4d.synthetic.geometry import Surfaces, box, room
 from recon4d.synthetic.motion import random_mover
 from recon4d.synthetic.rasterizer import rasterize, shade
-from recon4d.synthetic.trajectories import TRAJECTORIES, camera_trajectory
+from recon4d.synthetic.trajectories import camera_trajectory
 
 ROOM_SIZE = (10.0, 10.0, 3.0)
 GENERATOR_VERSION = 1
