@@ -9,6 +9,12 @@ import importlib
 from collections.abc import Callable
 
 
+def add_out(parser: argparse.ArgumentParser, command: str) -> None:
+    """--out: the output folder, which only a previous output of the same command may replace."""
+    parser.add_argument("--out", required=True, help="output folder (replaced atomically if it "
+                        f"is a previous `recon4d {command}` output)")
+
+
 def add_sources(parser: argparse.ArgumentParser, command: str, predictions_help: str,
                 oracle_help: str) -> None:
     """INPUT, --out, --predictions and --oracle: the sources of a command that reads frames,
@@ -16,8 +22,7 @@ def add_sources(parser: argparse.ArgumentParser, command: str, predictions_help:
     parser.add_argument("input", nargs="?", default=None,
                         help="a folder of images or a video file (or use --predictions / "
                              "--oracle)")
-    parser.add_argument("--out", required=True, help="output folder (replaced atomically if it "
-                        f"is a previous `recon4d {command}` output)")
+    add_out(parser, command)
     parser.add_argument("--predictions", default=None, help=predictions_help)
     parser.add_argument("--oracle", default=None, metavar="SCENE_DIR", help=oracle_help)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recon4d.commands import runner
+from recon4d.commands import add_out, runner
 from recon4d.options import InferOptions, add_options
 
 
@@ -15,8 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Run the DUSt3R/MASt3R/MonST3R pair network over a pair graph of the input "
                     "frames and write predictions.npz and scene.json into --out (atomically).")
     p.add_argument("input", help="a folder of images or a video file")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
-                   "previous `recon4d infer` output)")
+    add_out(p, "infer")
     add_options(p, InferOptions)
     p.set_defaults(func=runner("infer"))
     return p

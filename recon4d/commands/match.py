@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recon4d.commands import runner
+from recon4d.commands import add_out, runner
 from recon4d.options import MatchNetworkOptions, MatchOptions, add_options
 
 MASK_SUFFIXES = (".png", ".npy", ".jpg", ".jpeg")  # --mask-dir: a mask is IMAGE_STEM + suffix
@@ -19,8 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "masks. Writes matches_I_J.npz (original-image pixels, confidences, relative "
                     "pose, 3D points), matches_I_J.png and scene.json into --out (atomically).")
     p.add_argument("images", nargs="+", help="two or more images, or one folder of images")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically if it is a "
-                   "previous `recon4d match` output)")
+    add_out(p, "match")
     p.add_argument("--n-viz", type=int, default=20, help="matches drawn per PNG (default 20)")
     masks = p.add_argument_group("Masks: give them one way")
     masks.add_argument("--mask1", help="foreground mask of the first image (white = may match)")

@@ -47,7 +47,7 @@ from recon4d.io.writers.masks import write_masks
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.masks import mask_to_original
 from recon4d.options import MasksOptions
-from recon4d.pipeline.inputs import from_oracle, one_source
+from recon4d.pipeline.inputs import from_npz, from_oracle, one_source
 from recon4d.viz.overlay import tint_moving, write_gif, write_mp4
 
 __all__ = ["MasksResult", "estimate_masks", "masks_of", "summary_line"]
@@ -166,14 +166,12 @@ def _from_frames(input: str | os.PathLike, opts: MasksOptions, progress: bool) -
 
 def _from_npz(path: str | os.PathLike, opts: MasksOptions) -> MaskedFrames:
     """A predictions.npz -> masks (no network); model resolution throughout."""
-    preds = PairPredictions.load_npz(path)
-    masks = masks_of(preds, opts)
-    record = {"inputs": {"predictions": str(path), "frames": preds.num_images,
-                         "pairs": len(preds), "probes": preds.has_probes,
-                         "images": preds.images is not None},
-              "model": {"weights": None, "predictions": str(path)}}
+    prepared = from_npz(path)
+    preds = prepared.predictions
+    record = prepared.record
+    record["inputs"]["probes"] = preds.has_probes
     images = preds.images if isinstance(preds.images, np.ndarray) else None
-    return MaskedFrames(masks, images, preds.timestamps, None, record)
+    return MaskedFrames(masks_of(preds, opts), images, prepared.timestamps, None, record)
 
 
 def _from_oracle(scene_dir: str | os.PathLike, opts: MasksOptions,
