@@ -41,6 +41,18 @@ Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets),
 | `matches_I_J.png` | drawing of some matches | PNG | `match` |
 | `metrics.json` | evaluation report (default path) | JSON | `eval` |
 
+4D outputs of `reconstruct` on a video (the dynamic path), beside the files above:
+
+| Name | What | Format | Written by |
+|---|---|---|---|
+| `static.ply` | static kept points of all frames, voxel-deduplicated | binary PLY | [static_ply] |
+| `dynamic/NNNNNN.ply` | moving kept points of frame NNNNNN | binary PLY | [dynamic_ply] |
+| `depth.mp4`, `depth.gif` | inverse depth, colour-mapped | video | [videos] |
+| `conf.mp4`, `conf.gif` | confidence, colour-mapped | video | [videos] |
+| `dynamic_mask.mp4`, `dynamic_mask.gif` | frames, moving pixels tinted | video | [videos] |
+| `render_4d.mp4` | the 4D cloud along a smooth virtual camera path | H.264 MP4 | [render] |
+| `monst3r/` | the originals' layout (`pred_traj.txt`, `frame_%04d.npy`, ...) | MonST3R files | [monst3r] |
+
 Synthetic scene folder (`recon4d synth`, `recon4d.synthetic.write_scene`; per-file formats are
 recorded in its `scene.json` under `layout`); flow files exist for frames 0..N-2:
 
@@ -84,6 +96,15 @@ METRICS_FILE = "metrics.json"
 DYNAMIC_MAPS_DIR = "dynamic_maps"
 MOTION_OVERLAY_VIDEO = "motion_overlay.mp4"
 MOTION_OVERLAY_GIF = "motion_overlay.gif"
+
+# --- 4D outputs of the dynamic path ---------------------------------------------------------
+STATIC_CLOUD_FILE = "static.ply"
+DYNAMIC_CLOUD_DIR = "dynamic"
+DEPTH_VIDEO_STEM = "depth"  # + .mp4 / .gif
+CONF_VIDEO_STEM = "conf"
+DYNAMIC_MASK_VIDEO_STEM = "dynamic_mask"
+RENDER_VIDEO = "render_4d.mp4"
+MONST3R_DIR = "monst3r"  # the originals' file layout (MonST3R / Easi3R viewers and scripts)
 
 # --- synthetic scene folder ---------------------------------------------------------------------
 RGB_DIR = "rgb"
