@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,31 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.frames)
 
+    @property
+    def ordered(self) -> bool:
+        """Whether the frames are a time sequence: a video, or files numbered as frames are
+        (`is_frame_sequence`). Unordered image sets keep the static path of `reconstruct`."""
+        return self.timestamps is not None or is_frame_sequence(self.names)
+
     def require(self, count: int, purpose: str = "image pairs") -> None:
         """Raise InputError unless there are at least `count` frames (e.g. 2 to make pairs)."""
         if len(self) < count:
             raise InputError(f"{self.input}: {len(self)} frame(s) found, at least {count} "
                              f"needed for {purpose}")
+
+
+def is_frame_sequence(names: Sequence[str]) -> bool:
+    """Whether file names look like the frames of one video: at least two, every stem ends with
+    a number, the numbers are distinct, and the stems differ only in that number
+    (`frame_0001.png`, `00017.jpg`, `img-3.png`; not `IMG_2041.jpg` beside `DSC_0001.jpg`)."""
+    if len(names) < 2:
+        return False
+    parts = [re.fullmatch(r"(.*?)([0-9]+)", Path(name).stem) for name in names]
+    if not all(parts):
+        return False
+    prefixes = {m.group(1) for m in parts}
+    numbers = [int(m.group(2)) for m in parts]
+    return len(prefixes) == 1 and len(set(numbers)) == len(numbers)
 
 
 def _image_file(path: Path) -> Path:

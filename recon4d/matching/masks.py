@@ -47,11 +47,13 @@ def read_mask(source: MaskLike) -> np.ndarray:
     return arr.astype(bool) if arr.dtype != bool else arr
 
 
-def mask_to_model(mask: np.ndarray, geometry: LoaderGeometry, name: str = "mask") -> torch.Tensor:
+def mask_to_model(mask: np.ndarray, geometry: LoaderGeometry, name: str = "mask",
+                  allow_empty: bool = False) -> torch.Tensor:
     """Mask of the original image (or already of the model input) -> (H, W) bool model-input mask.
 
     An original-size mask is resized like the image (area average, foreground where at least half
-    a model pixel is covered) and cropped with the loader's box. Any other shape is an error.
+    a model pixel is covered) and cropped with the loader's box. Any other shape is an error, and
+    so is an empty result unless `allow_empty` (a motion mask of a frame where nothing moves).
     """
     height, width = mask.shape
     if (height, width) == geometry.model_shape:
@@ -64,7 +66,7 @@ def mask_to_model(mask: np.ndarray, geometry: LoaderGeometry, name: str = "mask"
         mh, mw = geometry.model_shape
         raise InputError(f"mask {name} is {width}x{height} pixels; it must match its image "
                          f"({ow}x{oh}) or the model input ({mw}x{mh})")
-    if not out.any():
+    if not allow_empty and not out.any():
         raise InputError(f"mask {name} selects no pixel of its image as the network sees it "
                          f"(after resize and crop)")
     return torch.from_numpy(np.ascontiguousarray(out))
