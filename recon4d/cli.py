@@ -26,6 +26,7 @@ COMMANDS = {  # name: one line for `recon4d --help`
     "match": "MASt3R pixel matches between images, optionally inside masks",
     "synth": "render a synthetic dynamic scene with ground truth",
     "eval": "evaluate outputs against a benchmark's ground truth (poses, depth, masks, clouds)",
+    "view": "open an output folder (static or 4D) in a web viewer with a timeline",
 }
 
 DESCRIPTION = """\

@@ -18,9 +18,11 @@ from recon4d.options import (
     EvalOptions,
     FrameOptions,
     MatchOptions,
+    MotionOptions,
     NetworkOptions,
     OutputOptions,
     ReconstructOptions,
+    VideoOptions,
     add_options,
     options_from_args,
 )
@@ -30,7 +32,7 @@ HEAVY = ("torch", "numpy", "PIL", "huggingface_hub")
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["reconstruct", "--help"], ["infer", "--help"], ["match", "--help"],
-    ["synth", "--help"], ["eval", "--help"], ["masks", "--help"]])
+    ["synth", "--help"], ["eval", "--help"], ["masks", "--help"], ["view", "--help"]])
 def test_help_imports_no_heavy_module(argv):
     """A fresh interpreter prints the help without importing torch, numpy, PIL or the Hub."""
     code = ("import sys\nfrom recon4d.cli import main\ntry:\n    main(sys.argv[1:])\n"
@@ -69,12 +71,15 @@ def test_no_flags_give_the_dataclass_defaults():
 def test_flags_build_the_nested_options():
     got = parse("--model", "x.pth", "--no-symmetrize", "--size", "224", "--dtype", "bf16",
                 "--num-frames", "5", "--solver", "adam", "--niter", "0", "--conf-threshold",
-                "1.5", "--focal", "800", "--formats", "ply, glb,")
+                "1.5", "--focal", "800", "--formats", "ply, glb,", "--motion", "flow",
+                "--masks", "m", "--no-shared-focal", "--window", "40")
     assert got == ReconstructOptions(
-        NetworkOptions(weights="x.pth", size=224, symmetrize=False, dtype="bf16"),
-        FrameOptions(num_frames=5),
-        AlignOptions(solver="adam", niter=0, conf_threshold=1.5, focal=800.0),
-        OutputOptions(formats=("ply", "glb")))
+        network=NetworkOptions(weights="x.pth", size=224, symmetrize=False, dtype="bf16"),
+        frames=FrameOptions(num_frames=5),
+        motion=MotionOptions(motion="flow"),
+        video=VideoOptions(masks="m", shared_focal=False, window=40),
+        alignment=AlignOptions(solver="adam", niter=0, conf_threshold=1.5, focal=800.0),
+        outputs=OutputOptions(formats=("ply", "glb")))
 
 
 def test_library_only_settings_have_no_flag(capsys):

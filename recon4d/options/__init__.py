@@ -36,6 +36,7 @@ from recon4d.options.choices import (
     MASK_MODES,
     MATCH_WEIGHTS,
     METRIC_GROUPS,
+    MOTION_CHOICES,
     MOTION_METHODS,
     POSE_ALIGN_MODES,
     PREFILTER_HELP,
@@ -58,6 +59,7 @@ from recon4d.options.fields import (
 )
 from recon4d.options.masks import MasksOptions
 from recon4d.options.matching import MatchNetworkOptions, MatchOptions
+from recon4d.options.motion import MotionOptions, VideoOptions
 from recon4d.options.pipeline import (
     AlignOptions,
     FrameOptions,
@@ -67,16 +69,19 @@ from recon4d.options.pipeline import (
     ReconstructOptions,
 )
 from recon4d.options.synthetic import SynthOptions
+from recon4d.options.view import ViewOptions
 
 __all__ = [
-    "ATTENTION_PASSES", "FLOW_METHODS", "MOTION_METHODS",
+    "ATTENTION_PASSES", "FLOW_METHODS", "MOTION_CHOICES", "MOTION_METHODS",
     "add_options", "AlignOptions", "at_least", "AUTO_GRAPH_WINDOW", "BACKGROUND_COLOURS",
     "BOUNDARY_TOLERANCE", "check_choices", "CHECKPOINT_HELP", "comma_list", "CONF_MODES",
     "DEFAULT_BLOCK_SIZE", "DEFAULT_MAX_ITER", "DEFAULT_WEIGHTS", "DEPTH_ALIGN_MODES",
     "DEPTH_PROTOCOLS", "DEVICES", "DISTANCES", "DTYPES", "EvalOptions", "FIT_SPACES", "flag_of",
     "FrameOptions", "GEOMETRIES", "GRAPH_HELP", "GT_FORMATS", "InferOptions", "MASK_MODES",
     "MasksOptions", "MATCH_WEIGHTS", "MatchNetworkOptions", "MatchOptions", "max_depth_value",
-    "METRIC_GROUPS", "NetworkOptions", "off_or_float", "option", "options_from_args",
-    "OptionSpec", "OutputOptions", "POSE_ALIGN_MODES", "PREFILTER_HELP", "ReconstructOptions",
+    "METRIC_GROUPS", "MotionOptions", "NetworkOptions", "off_or_float", "option",
+    "options_from_args", "OptionSpec", "OutputOptions", "POSE_ALIGN_MODES", "PREFILTER_HELP",
+    "ReconstructOptions",
     "RESIZE_METHODS", "SCALE_SHIFT_FITS", "SOLVERS", "SynthOptions", "TRAJECTORIES",
+    "VideoOptions", "ViewOptions",
 ]

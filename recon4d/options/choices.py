@@ -34,5 +34,6 @@ BOUNDARY_TOLERANCE = 0.008  # DAVIS: fraction of the image diagonal
 
 # recon4d masks
 MOTION_METHODS = ("attention", "flow")  # Easi3R's attention masks, MonST3R's flow masks
+MOTION_CHOICES = ("auto", *MOTION_METHODS, "none")  # none: static (reconstruct only)
 FLOW_METHODS = ("dis", "raft")  # optical flow estimators of recon4d.dynamics.optical_flow
 ATTENTION_PASSES = (1, 2)  # Easi3R: 2 = re-run with the first pass's masks

@@ -27,6 +27,7 @@ from recon4d.options.fields import (
     require_model_size,
     require_positive,
 )
+from recon4d.options.motion import MotionOptions, VideoOptions
 
 
 @dataclass(frozen=True)
@@ -126,5 +127,7 @@ class ReconstructOptions:
 
     network: NetworkOptions = dataclasses.field(default_factory=NetworkOptions)
     frames: FrameOptions = dataclasses.field(default_factory=FrameOptions)
+    motion: MotionOptions = dataclasses.field(default_factory=MotionOptions)
+    video: VideoOptions = dataclasses.field(default_factory=VideoOptions)
     alignment: AlignOptions = dataclasses.field(default_factory=AlignOptions)
     outputs: OutputOptions = dataclasses.field(default_factory=OutputOptions)
