@@ -22,6 +22,8 @@ from recon4d.io.layout import (
     SCENE_JSON,
     frame_file,
 )
+from recon4d.options import MotionOptions
+from recon4d.pipeline.motion import resolve_method
 from tests.conftest import GOLDEN_DIR, load_manifest
 from tests.test_layout import undocumented
 
@@ -88,7 +90,7 @@ def test_attention_two_passes_on_an_image_folder(tmp_path, capsys):
     assert "4 frames, easi3r" in capsys.readouterr().out
     scene = json.loads((out / SCENE_JSON).read_text())
     assert scene["command"] == "masks" and scene["masks"]["method"] == "easi3r"
-    assert scene["masks"]["passes"] == 2 and scene["options"]["passes"] == 2
+    assert scene["masks"]["passes"] == 2 and scene["options"]["motion"]["passes"] == 2
     assert {MOTION_OVERLAY_GIF, MOTION_OVERLAY_VIDEO} <= set(scene["files"])
     assert undocumented(scene["files"]) == []  # every name is in recon4d/io/layout.py
     pngs, maps = read_pngs(out, 4), read_maps(out, 4)
@@ -182,7 +184,7 @@ def test_predictions_without_probes_are_refused_for_attention(tmp_path, capsys):
     assert main(["infer", str(images), "--out", str(tmp_path / "inf"), "--device", "cpu",
                  *network()]) == 0
     assert masks_cli("--predictions", tmp_path / "inf" / "predictions.npz",
-                     "--out", tmp_path / "out") == 2
+                     "--out", tmp_path / "out", "--motion", "attention") == 2
     err = capsys.readouterr().err
     assert "no attention probes" in err and "--probes" in err
     assert not (tmp_path / "out").exists()
@@ -190,7 +192,8 @@ def test_predictions_without_probes_are_refused_for_attention(tmp_path, capsys):
 
 def test_oracle_with_attention_is_refused(tmp_path, capsys, no_network):
     # the folder need not exist: the option check comes before reading the scene
-    assert masks_cli("--oracle", tmp_path / "no_scene", "--out", tmp_path / "out") == 2
+    assert masks_cli("--oracle", tmp_path / "no_scene", "--out", tmp_path / "out",
+                     "--motion", "attention") == 2
     assert "--oracle gives no attention" in capsys.readouterr().err
 
 
@@ -201,3 +204,15 @@ def test_a_foreign_out_folder_is_refused_before_any_work(tmp_path, capsys, no_ne
     assert masks_cli(image_folder(tmp_path), "--out", out, *network()) == 2
     assert "output folder is not empty" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize(("motion", "source", "probes", "expected"), [
+    ("auto", "input", False, "attention"),
+    ("auto", "predictions", True, "attention"),
+    ("auto", "predictions", False, "flow"),
+    ("auto", "oracle", False, "flow"),
+    ("flow", "input", False, "flow"),
+    ("attention", "predictions", False, "attention"),  # refused later, naming --probes
+])
+def test_auto_picks_the_estimator_the_source_allows(motion, source, probes, expected):
+    assert resolve_method(MotionOptions(motion=motion), source, probes) == expected

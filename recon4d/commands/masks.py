@@ -14,9 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "masks",
         description="Per-frame motion masks (which pixels move): Easi3R's attention masks from "
                     "the pair network's cross-attention (two passes), or MonST3R's flow masks "
-                    "from optical flow against the camera-induced flow. Writes dynamic_mask/ "
-                    "PNGs (255 = moving), dynamic_maps/ scores, an overlay GIF and MP4 and "
-                    "scene.json into --out (atomically).")
+                    "from optical flow against the camera-induced flow; either refined by SAM 2 "
+                    "with --sam2. Writes dynamic_mask/ PNGs (255 = moving), dynamic_maps/ "
+                    "scores, an overlay GIF and MP4 and scene.json into --out (atomically).")
     add_sources(p, "masks",
                 predictions_help="a predictions.npz instead of running the network: attention "
                                  "masks from its probes (`recon4d infer --probes`), flow masks "

@@ -2,7 +2,8 @@
 
 In the names of `recon4d.io.layout`: trajectory_tum.txt (camera-to-world; t = frame index or
 input timestamp), depth/NNNNNN.npy (float32, model resolution), dynamic_mask/NNNNNN.png (0/255,
-moving pixels), pointcloud.ply.
+moving pixels), pointcloud.ply. A folder with none of these but a MonST3R `pred_traj.txt` is
+read in MonST3R's layout (`recon4d.eval.monst3r_folder`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ import numpy as np
 
 from recon4d.errors import InputError
 from recon4d.eval.files import numbered_files, read_mask, read_npy, stack_frames
-from recon4d.io.layout import CLOUD_FILE, DEPTH_DIR, DYNAMIC_MASK_DIR, TRAJECTORY_FILE
+from recon4d.eval.monst3r_folder import read_monst3r_folder
+from recon4d.io.layout import (
+    CLOUD_FILE,
+    DEPTH_DIR,
+    DYNAMIC_MASK_DIR,
+    MONST3R_TRAJECTORY_FILE,
+    TRAJECTORY_FILE,
+)
 from recon4d.io.tum import Trajectory, read_tum
 
-# the evaluable outputs, as "name" (file) or "name/" (folder) for messages
-EVALUABLE = (TRAJECTORY_FILE, f"{DEPTH_DIR}/", f"{DYNAMIC_MASK_DIR}/", CLOUD_FILE)
+# recon4d's evaluable outputs, as "name" (file) or "name/" (folder) for messages
+RECON4D_PARTS = (TRAJECTORY_FILE, f"{DEPTH_DIR}/", f"{DYNAMIC_MASK_DIR}/", CLOUD_FILE)
+EVALUABLE = (*RECON4D_PARTS[:-1], MONST3R_TRAJECTORY_FILE, CLOUD_FILE)
 
 
 @dataclass
@@ -55,6 +64,22 @@ def load_prediction(folder: str | os.PathLike) -> Prediction:
         raise InputError(f"{folder}: no {', '.join(EVALUABLE[:-1])} or {EVALUABLE[-1]} "
                          "to evaluate")
     pred = Prediction(folder)
+    if not any((folder / name).exists() for name in RECON4D_PARTS):
+        pred.trajectory, pred.depth, pred.masks = read_monst3r_folder(folder)
+    else:
+        _read_recon4d_parts(pred)
+    parts = ((TRAJECTORY_FILE, pred.trajectory), (DEPTH_DIR, pred.depth),
+             (DYNAMIC_MASK_DIR, pred.masks))
+    counts = {name: len(part) for name, part in parts if part is not None}
+    if len(set(counts.values())) > 1:
+        raise InputError(f"{folder}: frame counts disagree: "
+                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return pred
+
+
+def _read_recon4d_parts(pred: Prediction) -> None:
+    """Fill `pred` from the recon4d files of its folder."""
+    folder = pred.folder
     if (folder / TRAJECTORY_FILE).exists():
         pred.trajectory = read_tum(folder / TRAJECTORY_FILE)
     if (folder / DEPTH_DIR).is_dir():
@@ -69,10 +94,3 @@ def load_prediction(folder: str | os.PathLike) -> Prediction:
         pred.masks = stack_frames([read_mask(p) for p in paths], paths)
     if (folder / CLOUD_FILE).exists():
         pred.cloud_path = folder / CLOUD_FILE
-    parts = ((TRAJECTORY_FILE, pred.trajectory), (DEPTH_DIR, pred.depth),
-             (DYNAMIC_MASK_DIR, pred.masks))
-    counts = {name: len(part) for name, part in parts if part is not None}
-    if len(set(counts.values())) > 1:
-        raise InputError(f"{folder}: frame counts disagree: "
-                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return pred

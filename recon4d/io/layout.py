@@ -51,7 +51,7 @@ Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets),
 | `conf.mp4`, `conf.gif` | confidence, colour-mapped | video | [videos] |
 | `dynamic_mask.mp4`, `dynamic_mask.gif` | frames, moving pixels tinted | video | [videos] |
 | `render_4d.mp4` | the 4D cloud along a smooth virtual camera path | H.264 MP4 | [render] |
-| `monst3r/` | the originals' layout (`pred_traj.txt`, `frame_%04d.npy`, ...) | MonST3R files | [monst3r] |
+| `monst3r/` | the originals' layout (`pred_traj.txt`, `frame_%04d.npy`, …) | MonST3R | [monst3r] |
 
 Synthetic scene folder (`recon4d synth`, `recon4d.synthetic.write_scene`; per-file formats are
 recorded in its `scene.json` under `layout`); flow files exist for frames 0..N-2:
@@ -105,6 +105,16 @@ CONF_VIDEO_STEM = "conf"
 DYNAMIC_MASK_VIDEO_STEM = "dynamic_mask"
 RENDER_VIDEO = "render_4d.mp4"
 MONST3R_DIR = "monst3r"  # the originals' file layout (MonST3R / Easi3R viewers and scripts)
+
+# --- inside MONST3R_DIR (or an original MonST3R output folder); fill in the frame index ------
+MONST3R_TRAJECTORY_FILE = "pred_traj.txt"  # `i tx ty tz qw qx qy qz`, camera-to-world
+MONST3R_INTRINSICS_FILE = "pred_intrinsics.txt"  # N rows of 9 (K row-major)
+MONST3R_DEPTH = "frame_{:04d}.npy"
+MONST3R_IMAGE = "frame_{:04d}.png"
+MONST3R_CONF = "conf_{}.npy"  # log confidence
+MONST3R_INIT_CONF = "init_conf_{}.npy"
+MONST3R_DYNAMIC_MASK = "dynamic_mask_{}.png"
+MONST3R_ENLARGED_MASK = "enlarged_dynamic_mask_{}.png"
 
 # --- synthetic scene folder ---------------------------------------------------------------------
 RGB_DIR = "rgb"

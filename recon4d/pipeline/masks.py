@@ -3,8 +3,11 @@
 Sources: frames + network (attention: pass 1 with probes, then Easi3R's re-weighted pass 2 with
 pass 1's masks, both without heads and from one encoding per frame; flow: one plain pass), a
 predictions.npz (no network: its probes, or its images and pointmaps), or a `recon4d synth`
-scene (the oracle's predictions; flow only). Every cheap check (options, checkpoint spec, --out,
-the pair graph) runs before any slow work; the output folder appears only when complete.
+scene (the oracle's predictions; flow only). With `--sam2`, every estimate is refined by SAM 2
+(`recon4d.dynamics.sam2_refine`): for attention, pass 1's refined masks steer pass 2 and pass 2's
+masks are refined again (spec §8.1 items 8 and 11). Every cheap check (options, checkpoint spec,
+--out, the SAM 2 file and config, the pair graph) runs before any slow work, and SAM 2 loads
+before the network does; the output folder appears only when complete.
 
 Conventions: N frames; masks and maps at the model resolution H x W (`MotionMasks`); PNG masks at
 each frame's original resolution when it is known (frames), else at the model resolution.
@@ -22,13 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from recon4d.dynamics.aggregation import check_edge_coverage
-from recon4d.dynamics.attention import attention_masks
-from recon4d.dynamics.flow import flow_masks
 from recon4d.dynamics.masks import MotionMasks
-from recon4d.errors import InputError, OptionError
-from recon4d.inference import PairPredictions
-from recon4d.inference.engine import has_encoder
+from recon4d.dynamics.sam2_refine import Sam2Refiner
+from recon4d.inference.engine import requested_device
 from recon4d.inference.run import check_network, load_network, pair_edges
 from recon4d.io import collect_frames
 from recon4d.io.atomic import atomic_output_dir
@@ -46,11 +45,20 @@ from recon4d.io.writers.files import save_npy
 from recon4d.io.writers.masks import write_masks
 from recon4d.matching.coords import LoaderGeometry, loader_geometry
 from recon4d.matching.masks import mask_to_original
-from recon4d.options import MasksOptions
-from recon4d.pipeline.inputs import from_npz, from_oracle, one_source
+from recon4d.options import MasksOptions, MotionOptions
+from recon4d.pipeline.inputs import PreparedInputs, from_npz, from_oracle, one_source
+from recon4d.pipeline.motion import (
+    check_attention_graph,
+    check_motion,
+    load_refiner,
+    masks_of,
+    network_masks,
+    refined,
+    resolve_method,
+)
 from recon4d.viz.overlay import tint_moving, write_gif, write_mp4
 
-__all__ = ["MasksResult", "estimate_masks", "masks_of", "summary_line"]
+__all__ = ["MasksResult", "estimate_masks", "masks_of", "refined", "summary_line"]
 
 OVERLAY_FPS = 10.0  # overlay frame rate when the frames have no timestamps
 GREY = 128  # overlay background when the predictions file holds no images
@@ -65,6 +73,7 @@ class MaskedFrames:
     timestamps: np.ndarray | None  # (N,) float64 seconds, videos only
     geometries: list[LoaderGeometry] | None  # per frame: model input -> original image
     record: dict[str, Any]  # "inputs" and "model" of scene.json
+    sam2: dict[str, Any] | None = None  # the SAM 2 refinement's record, if refined
 
 
 @dataclass
@@ -88,18 +97,20 @@ def estimate_masks(out: str | os.PathLike, input: str | os.PathLike | None = Non
     out = Path(out)
     sources = {"input": input, "predictions": predictions, "oracle": oracle}
     source = one_source(sources)
-    if oracle is not None and opts.motion == "attention":
-        raise OptionError("--oracle gives no attention (it is not the network): use --motion flow")
     if input is not None:
         check_network(opts.network)
-    if opts.motion == "flow" and opts.flow == "raft" and not Path(opts.raft_weights).is_file():
-        raise InputError(f"{opts.raft_weights}: RAFT weights file not found")
+    if predictions is not None:
+        prepared = from_npz(predictions)
+        method = resolve_method(opts.motion, source, prepared.predictions.has_probes)
+    else:
+        method = resolve_method(opts.motion, source)
+    check_motion(opts.motion, method)
     check_output_folder(out, "masks")
 
     if input is not None:
-        frames = _from_frames(input, opts, progress)
+        frames = _from_frames(input, opts, method, progress)
     elif predictions is not None:
-        frames = _from_npz(predictions, opts)
+        frames = _from_npz(prepared, opts, method)
     else:
         frames = _from_oracle(oracle, opts, progress)
     timing = {"masks": time.perf_counter() - start}
@@ -107,7 +118,7 @@ def estimate_masks(out: str | os.PathLike, input: str | os.PathLike | None = Non
     tick = time.perf_counter()
     with atomic_output_dir(out) as staging:
         files = _write_outputs(staging, frames)
-        record = {**frames.record, "masks": _masks_record(frames.masks, opts)}
+        record = {**frames.record, "masks": _masks_record(frames, opts.motion, method)}
         timing["write"] = time.perf_counter() - tick
         timing["total"] = time.perf_counter() - start
         record["timing"] = {k: round(v, 3) for k, v in timing.items()}
@@ -123,55 +134,39 @@ def summary_line(result: MasksResult) -> str:
             f"-> {result.out_dir}")
 
 
-def masks_of(predictions: PairPredictions, opts: MasksOptions) -> MotionMasks:
-    """One estimate from pair predictions: attention from their probes, or flow from their
-    images and pointmaps; InputError names what the predictions lack."""
-    if opts.motion == "attention":
-        if not predictions.has_probes:
-            raise InputError("these predictions hold no attention probes; rerun `recon4d infer "
-                             "... --probes` (or use --motion flow)")
-        height, width = (int(v) for v in predictions.true_shape1[0])
-        return attention_masks(predictions.edges, predictions.attn_maps1.numpy(),
-                               predictions.attn_maps2.numpy(),
-                               predictions.token_features.numpy(), (height, width))
-    if not isinstance(predictions.images, np.ndarray):
-        raise InputError("flow masks need the frames: these predictions hold no images of one "
-                         "size (rerun `recon4d infer`, which keeps them)")
-    return flow_masks(predictions, predictions.images, method=opts.flow,
-                      threshold=opts.threshold, raft_weights=opts.raft_weights)
+def _record(refiner: Sam2Refiner | None) -> dict[str, Any] | None:
+    """The refiner's scene.json record (None without one)."""
+    return None if refiner is None else refiner.record()
 
 
-def _from_frames(input: str | os.PathLike, opts: MasksOptions, progress: bool) -> MaskedFrames:
+def _from_frames(input: str | os.PathLike, opts: MasksOptions, method: str,
+                 progress: bool) -> MaskedFrames:
     """Frames -> network pass(es) -> masks; the graph is checked before the weights load."""
     source = collect_frames(input, fps=opts.frames.fps, num_frames=opts.frames.num_frames)
     source.require(2)
-    attention = opts.motion == "attention"
-    if attention:
-        edges, _ = pair_edges(len(source), opts.network)
-        check_edge_coverage(torch.from_numpy(edges), len(source))
+    if method == "attention":
+        check_attention_graph(pair_edges(len(source), opts.network)[0], len(source))
+    refiner = load_refiner(opts.motion, requested_device(opts.network.device))
     loaded = load_network(source, opts.network, same_shape=True)
-    if attention and opts.passes == 2 and has_encoder(loaded.model):
-        loaded.keep_tokens()  # pass 2 changes only the decoders
     # attention needs only the probes: the heads are skipped (no pointmaps in these predictions)
-    run = loaded.run(probes=attention, heads=not attention, progress=progress)
-    masks = masks_of(run.predictions, opts)
-    if attention and opts.passes == 2:
-        run = loaded.run(probes=True, motion_masks=masks.masks, heads=False, progress=progress)
-        masks = masks_of(run.predictions, opts)
+    run, masks = network_masks(loaded, opts.motion, method, refiner,
+                               heads=method != "attention", progress=progress)
     geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
                   for frame in source.frames]
     return MaskedFrames(masks, run.predictions.images, source.timestamps, geometries,
-                        run.record())
+                        run.record(), _record(refiner))
 
 
-def _from_npz(path: str | os.PathLike, opts: MasksOptions) -> MaskedFrames:
+def _from_npz(prepared: PreparedInputs, opts: MasksOptions, method: str) -> MaskedFrames:
     """A predictions.npz -> masks (no network); model resolution throughout."""
-    prepared = from_npz(path)
     preds = prepared.predictions
     record = prepared.record
     record["inputs"]["probes"] = preds.has_probes
     images = preds.images if isinstance(preds.images, np.ndarray) else None
-    return MaskedFrames(masks_of(preds, opts), images, prepared.timestamps, None, record)
+    masks = masks_of(preds, opts.motion, method)
+    refiner = load_refiner(opts.motion, requested_device(opts.network.device))
+    return MaskedFrames(refined(masks, images, refiner), images, prepared.timestamps, None,
+                        record, _record(refiner))
 
 
 def _from_oracle(scene_dir: str | os.PathLike, opts: MasksOptions,
@@ -180,8 +175,10 @@ def _from_oracle(scene_dir: str | os.PathLike, opts: MasksOptions,
     scene's resolution (the oracle refuses a size that would resize it)."""
     prepared = from_oracle(scene_dir, opts.network, progress=progress, static=False)
     preds = prepared.predictions
-    return MaskedFrames(masks_of(preds, opts), preds.images, prepared.timestamps, None,
-                        prepared.record)
+    masks = masks_of(preds, opts.motion, "flow")
+    refiner = load_refiner(opts.motion, requested_device(opts.network.device))
+    return MaskedFrames(refined(masks, preds.images, refiner), preds.images,
+                        prepared.timestamps, None, prepared.record, _record(refiner))
 
 
 def _write_outputs(staging: Path, frames: MaskedFrames) -> list[str]:
@@ -214,12 +211,14 @@ def _frame_rate(timestamps: np.ndarray | None) -> float:
     return 1.0 / step if step > 0 else OVERLAY_FPS
 
 
-def _masks_record(masks: MotionMasks, opts: MasksOptions) -> dict[str, Any]:
+def _masks_record(frames: MaskedFrames, motion: MotionOptions, method: str) -> dict[str, Any]:
     """What scene.json says about the masks."""
+    masks = frames.masks
     return {"method": masks.method, "threshold": masks.threshold,
-            "passes": opts.passes if opts.motion == "attention" else 1,
+            "passes": motion.passes if method == "attention" else 1,
             "frames": len(masks.masks), "model_size": list(masks.masks.shape[1:]),
-            "moving_fraction": round(float(masks.masks.mean()), 6)}
+            "moving_fraction": round(float(masks.masks.mean()), 6),
+            "sam2": frames.sam2}
 
 
 def _options_record(opts: MasksOptions, source: str,

@@ -64,8 +64,8 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     sources = {"input": input, "predictions": predictions, "oracle": oracle}
     source = inputs.one_source(sources)
     # every cheap check before any slow work
-    formats = writers.check_formats(writers.FORMATS if opts.outputs.formats is None
-                                    else opts.outputs.formats)
+    formats = (None if opts.outputs.formats is None
+               else writers.check_formats(opts.outputs.formats))
     check_output_folder(out_dir, "reconstruct")
     device = requested_device(opts.network.device)
     alignment = opts.alignment

@@ -1,5 +1,7 @@
-"""`scene.glb`: the coloured point cloud and a wireframe frustum per camera, glTF 2.0 binary.
+"""`scene.glb`: coloured point clouds and a wireframe frustum per camera, glTF 2.0 binary.
 
+A static scene holds its kept points (mesh `points`); a 4D scene (one with dynamic masks) its
+static cloud (`static`, as `static.ply`) and the moving points of one frame (`moving_NNNNNN`).
 Vertex data is in the Scene's world frame; the root node's matrix re-expresses it in camera 0's
 frame with OpenGL axes (x right, y up, z backwards), so glTF viewers open upright, looking the
 way camera 0 looked.
@@ -15,8 +17,9 @@ import numpy as np
 
 from recon4d.geometry.transforms import invert_rigid
 from recon4d.io.atomic import atomic_write_bytes
-from recon4d.io.layout import GLB_FILE
-from recon4d.io.writers.points import MaskedPoints
+from recon4d.io.layout import GLB_FILE, frame_stem
+from recon4d.io.writers.clouds4d import SceneClouds
+from recon4d.io.writers.points import Cloud
 from recon4d.scene import Scene
 from recon4d.viz.colormap import apply_colormap
 
@@ -84,17 +87,30 @@ def _rgba(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
 
 
-def glb_bytes(scene: Scene, points: MaskedPoints, frustum_depth: float | None = None) -> bytes:
-    """The GLB content: a points mesh (omitted when empty) and a lines mesh of camera frustums."""
+def glb_clouds(scene: Scene, clouds: SceneClouds, frame: int | None = None) -> dict[str, Cloud]:
+    """The named clouds of the GLB: kept points, or for a 4D scene the static cloud and the
+    moving points of `frame` (default: the middle frame, N // 2)."""
+    if scene.dynamic_masks is None:
+        return {"points": clouds.kept}
+    frame = len(scene) // 2 if frame is None else frame
+    return {"static": clouds.static, f"moving_{frame_stem(frame)}": clouds.moving_in(frame)}
+
+
+def glb_bytes(scene: Scene, clouds: dict[str, Cloud],
+              frustum_depth: float | None = None) -> bytes:
+    """The GLB content: one points mesh per named cloud (omitted when empty), in the given
+    order, and a lines mesh `cameras` of the camera frustums."""
     depth = default_frustum_depth(scene) if frustum_depth is None else frustum_depth
     builder = _GltfBuilder()
     meshes = []
-    if len(points):
-        attrs = {"POSITION": builder.add(points.xyz.astype(np.float32), _FLOAT, "VEC3",
+    for name, cloud in clouds.items():
+        if not len(cloud):
+            continue
+        attrs = {"POSITION": builder.add(cloud.xyz.astype(np.float32), _FLOAT, "VEC3",
                                          _ARRAY_BUFFER, bounds=True),
-                 "COLOR_0": builder.add(_rgba(points.rgb), _UBYTE, "VEC4", _ARRAY_BUFFER,
+                 "COLOR_0": builder.add(_rgba(cloud.rgb), _UBYTE, "VEC4", _ARRAY_BUFFER,
                                         normalized=True)}
-        meshes.append({"name": "points", "primitives": [{"attributes": attrs, "mode": _POINTS}]})
+        meshes.append({"name": name, "primitives": [{"attributes": attrs, "mode": _POINTS}]})
     n = len(scene)
     verts = frustum_vertices(scene, depth).reshape(-1, 3).astype(np.float32)
     time = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
@@ -122,8 +138,8 @@ def glb_bytes(scene: Scene, points: MaskedPoints, frustum_depth: float | None = 
                      struct.pack("<I4s", len(builder.blob), b"BIN\0"), bytes(builder.blob)])
 
 
-def write_glb(scene: Scene, points: MaskedPoints, out_dir: Path,
+def write_glb(scene: Scene, clouds: dict[str, Cloud], out_dir: Path,
               frustum_depth: float | None = None) -> list[str]:
     """Write `scene.glb`; frustums reach `frustum_depth` (default: default_frustum_depth)."""
-    atomic_write_bytes(out_dir / GLB_FILE, glb_bytes(scene, points, frustum_depth))
+    atomic_write_bytes(out_dir / GLB_FILE, glb_bytes(scene, clouds, frustum_depth))
     return [GLB_FILE]
