@@ -56,11 +56,10 @@ from recon4d.pipeline.motion import (
     refined,
     resolve_method,
 )
-from recon4d.viz.overlay import tint_moving, write_gif, write_mp4
+from recon4d.viz.overlay import frame_rate, tint_moving, write_gif, write_mp4
 
 __all__ = ["MasksResult", "estimate_masks", "masks_of", "refined", "summary_line"]
 
-OVERLAY_FPS = 10.0  # overlay frame rate when the frames have no timestamps
 GREY = 128  # overlay background when the predictions file holds no images
 
 
@@ -195,20 +194,12 @@ def _write_outputs(staging: Path, frames: MaskedFrames) -> list[str]:
     images = (frames.images if frames.images is not None
               else np.full((*masks.masks.shape, 3), GREY, np.uint8))
     tinted = tint_moving(images, masks.masks)
-    fps = _frame_rate(frames.timestamps)
+    fps = frame_rate(frames.timestamps)
     write_gif(tinted, staging / MOTION_OVERLAY_GIF, fps)
     files.append(MOTION_OVERLAY_GIF)
     if write_mp4(tinted, staging / MOTION_OVERLAY_VIDEO, fps):
         files.append(MOTION_OVERLAY_VIDEO)
     return files
-
-
-def _frame_rate(timestamps: np.ndarray | None) -> float:
-    """Frames per second of the overlay: the frames' own rate when known."""
-    if timestamps is None or len(timestamps) < 2:
-        return OVERLAY_FPS
-    step = float(np.median(np.diff(np.asarray(timestamps, np.float64))))
-    return 1.0 / step if step > 0 else OVERLAY_FPS
 
 
 def _masks_record(frames: MaskedFrames, motion: MotionOptions, method: str) -> dict[str, Any]:
