@@ -18,12 +18,14 @@ from recon4d.align.pair_viewer import pair_view
 from recon4d.align.solver_adam import LR_MIN, SCHEDULES, solve_adam
 from recon4d.align.solver_fast import MAX_ITERS, solve_fast
 from recon4d.align.state import AlignState
+from recon4d.align.video import VideoSetup, VideoTerms, resolve_video
 from recon4d.errors import InputError, Recon4dError
 from recon4d.options import SOLVERS, AlignOptions
 from recon4d.scene import Scene
 
 _DEFAULTS = AlignOptions()
 ADAM_NITER = 300
+VIDEO_LR_MIN = 1e-3  # MonST3R's floor of the Adam schedule for videos
 FILL_GREY = 128  # colour of the images when the predictions carry none
 
 
@@ -56,12 +58,12 @@ def _images(data: PairData, images: Any) -> np.ndarray:
 
 
 def _solve(data: PairData, priors: CameraPriors, obj: Objective, solver: str, niter: int | None,
-           lr: float, schedule: str, progress: bool) -> AlignState:
+           lr: float, schedule: str, progress: bool, video: VideoSetup | None) -> AlignState:
     """Initialise, then optimise with the chosen solver (or the pair viewer for two images)."""
     n = data.n_images
     if n == 2 and not priors.n_known_poses:
         return pair_view(data, priors, obj)
-    state = mst_init(data, priors, obj)
+    state = mst_init(data, priors, obj, shared_focal=video is not None and video.terms.shared_focal)
     fixed = priors.fixed_pose_mask
     fixed = torch.zeros(n, dtype=torch.bool) if fixed is None else fixed.clone()
     fix_focal = priors.focals is not None and priors.fix
@@ -72,10 +74,12 @@ def _solve(data: PairData, priors: CameraPriors, obj: Objective, solver: str, ni
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4g}")
         if solver == "fast":
-            solve_fast(obj, state, fixed, fix_focal, scale_gauge, max_iters=steps, callback=tick)
+            solve_fast(obj, state, fixed, fix_focal, scale_gauge, max_iters=steps, callback=tick,
+                       video=video)
         else:
             state, _ = solve_adam(obj, state, fixed, fix_focal, scale_gauge, niter=steps, lr=lr,
-                                  lr_min=LR_MIN, schedule=schedule, callback=tick)
+                                  lr_min=LR_MIN if video is None else VIDEO_LR_MIN,
+                                  schedule=schedule, callback=tick, video=video)
         bar.total = bar.n  # the fast solver usually converges before `steps`
     if priors.n_known_poses and not priors.fix:
         state.apply_similarity(*similarity_to_known(state.rot, state.trans, priors))
@@ -90,7 +94,7 @@ def global_align(predictions: Any, *, solver: str = _DEFAULTS.solver,
                  known: KnownCameras | None = None,
                  conf_threshold: float = _DEFAULTS.conf_threshold, clean: bool = True,
                  device: str | torch.device = "cpu", progress: bool = False,
-                 images: Any = None) -> Scene:
+                 images: Any = None, video: VideoTerms | None = None) -> Scene:
     """Dense global alignment of pair predictions into per-image depth, intrinsics and poses.
 
     `predictions`: `recon4d.inference.PairPredictions` or the originals' inference dict.
@@ -110,7 +114,9 @@ def global_align(predictions: Any, *, solver: str = _DEFAULTS.solver,
                              f"{conf_threshold:g}: the network found no reliable geometry (lower "
                              "conf_threshold or check the inputs)")
         priors = resolve_known(known, data.n_images, data.height, data.width)
-        state = _solve(data, priors, Objective(data), solver, niter, lr, schedule, progress)
+        setup = resolve_video(video, data)
+        obj = Objective(data, None if setup is None else setup.static_weights)
+        state = _solve(data, priors, obj, solver, niter, lr, schedule, progress, setup)
         for name, value in (("poses", state.trans), ("rotations", state.rot),
                             ("focals", state.focals), ("depths", state.depths)):
             if not torch.isfinite(value).all():
@@ -120,7 +126,10 @@ def global_align(predictions: Any, *, solver: str = _DEFAULTS.solver,
         if clean:
             masks &= ~contradicted_points(state.depths, state.focals, state.pps, state.rot,
                                           state.trans, im_conf)
-    return scene_from_state(state, colours, im_conf.cpu().numpy(), masks.cpu().numpy())
+    scene = scene_from_state(state, colours, im_conf.cpu().numpy(), masks.cpu().numpy())
+    if setup is not None and setup.masks is not None:
+        scene.dynamic_masks = setup.masks.cpu().numpy()
+    return scene
 
 
 def scene_from_state(state: AlignState, images: np.ndarray, confs: np.ndarray,

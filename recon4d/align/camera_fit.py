@@ -139,3 +139,48 @@ def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, foc
         cost = torch.where(ok, new_cost, cost)
         lam = torch.where(ok, (lam / 10).clamp(min=1e-12), lam * 10)
     return rot, trans, focals, depth.reshape(n, h, w)
+
+
+def fit_shared_focal(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, focal: Tensor,
+                     pps: Tensor, depths: Tensor, per_chunk: int, iters: int = GN_ITERS
+                     ) -> tuple[Tensor, Tensor]:
+    """One focal for every image (a video's camera), poses fixed: returns (focal, depths).
+
+    The per-image focal equations of `normal_equations` (depths eliminated) are pooled into one
+    scalar Levenberg-Marquardt step; images are visited in chunks of `per_chunk`.
+    """
+    n, h, w = depths.shape
+    chunks = [slice(s, s + per_chunk) for s in range(0, n, per_chunk)]
+    min_depth = 1e-3 * depths.reshape(n, -1).median(dim=1).values
+    f_min, f_max = (r * focal_base(h, w) for r in FOCAL_RANGE)
+
+    def evaluate(f: Tensor) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """Total cost, pooled (H_ff, g_f) and the best depths at focal f."""
+        cost = hess = grad = torch.zeros((), dtype=torch.float64)
+        best = []
+        for sl in chunks:
+            k = len(range(n)[sl])
+            rays = camera_rays(intrinsics_matrix(f.float().expand(k), pps[sl].float()), h, w)
+            rays = rays.flatten(1, 2)
+            q = _cam_targets(rot[sl], trans[sl], targets[sl])
+            depth = _best_depth(rays, q, weight[sl], depths[sl].reshape(k, -1), min_depth[sl])
+            cost = cost + _cost(rays, q, weight[sl], depth).sum()
+            hs, gs = normal_equations(q, rays, depth, weight[sl])
+            hess = hess + hs[:, LOG_FOCAL, LOG_FOCAL].sum()
+            grad = grad + gs[:, LOG_FOCAL].sum()
+            best.append(depth)
+        return cost, hess, grad, best
+
+    focal = focal.reshape(-1)[:1].double()
+    lam = 1e-4
+    cost, hess, grad, best = evaluate(focal)
+    for _ in range(iters):
+        step = -grad / (hess * (1 + lam) + 1e-12)
+        new_focal = (focal * torch.exp(step)).clamp(f_min, f_max)
+        new_cost, new_hess, new_grad, new_best = evaluate(new_focal)
+        if new_cost <= cost:
+            focal, cost, hess, grad, best = new_focal, new_cost, new_hess, new_grad, new_best
+            lam = max(lam / 10, 1e-12)
+        else:
+            lam *= 10
+    return focal.expand(n).clone(), torch.cat(best).reshape(n, h, w)

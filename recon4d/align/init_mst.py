@@ -66,10 +66,11 @@ def best_own_edges(data: PairData, scores: Tensor) -> Tensor:
     return torch.tensor(best, dtype=torch.long)
 
 
-def _place_along_tree(data: PairData, tree: list[int]
+def _place_along_tree(data: PairData, tree: list[int], objective: Objective
                       ) -> tuple[list[Tensor], list[Tensor | None], list[Tensor | None]]:
     """World pointmaps of every image (camera of the best edge's first view = world), and the
-    camera poses the tree edges reveal (None where an image is never a tree edge's first view)."""
+    camera poses the tree edges reveal (None where an image is never a tree edge's first view).
+    Registrations are weighted by confidence times the objective's static weights."""
     n = data.n_images
     world: list[Tensor | None] = [None] * n
     rot: list[Tensor | None] = [None] * n
@@ -84,16 +85,16 @@ def _place_along_tree(data: PairData, tree: list[int]
         for e in pending:
             i, j = pairs[e]
             if world[i] is not None:
-                src, dst, wgt, other_pts, other = (data.pts_i[e], world[i], data.conf_i[e],
-                                                   data.pts_j[e], j)
+                src, dst, wgt, known, other_pts, other = (data.pts_i[e], world[i], data.conf_i[e],
+                                                          i, data.pts_j[e], j)
             elif world[j] is not None:
-                src, dst, wgt, other_pts, other = (data.pts_j[e], world[j], data.conf_j[e],
-                                                   data.pts_i[e], i)
+                src, dst, wgt, known, other_pts, other = (data.pts_j[e], world[j], data.conf_j[e],
+                                                          j, data.pts_i[e], i)
             else:
                 deferred.append(e)
                 continue
-            s, r, t = umeyama(src.reshape(1, -1, 3), dst.reshape(1, -1, 3),
-                                       wgt.reshape(1, -1))
+            wgt = wgt.reshape(1, -1) * objective.static_weights(torch.tensor([known]))
+            s, r, t = umeyama(src.reshape(1, -1, 3), dst.reshape(1, -1, 3), wgt)
             world[other] = apply_similarity(r, t, other_pts[None], s)[0]
             if rot[i] is None:
                 rot[i], trans[i] = r[0], t[0]
@@ -125,11 +126,13 @@ def similarity_to_known(rot: Tensor, trans: Tensor, priors: CameraPriors
 
 def pairwise_similarities(data: PairData, world: Tensor, objective: Objective,
                           ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per edge, the similarity taking P_i^e onto image i's world points (weights C_i^e)."""
+    """Per edge, the similarity taking P_i^e onto image i's world points (weights C_i^e times
+    the objective's static weights)."""
     moms = []
     for c in objective.chunks():
+        weights = data.conf_i[c.sl].reshape(c.pts_i.shape[:2]) * objective.static_weights(c.idx_i)
         moms.append(point_moments(c.pts_i, world.reshape(world.shape[0], -1, 3)[c.idx_i],
-                                  data.conf_i[c.sl].reshape(c.pts_i.shape[:2])))
+                                  weights))
     cat = PairMoments(*(torch.cat([getattr(m, f) for m in moms]) for f in
                         ("weight", "mean_src", "mean_dst", "cross", "var_src")))
     return umeyama_from_moments(cat)
@@ -160,29 +163,34 @@ def initial_state(rot: Tensor, trans: Tensor, focals: Tensor, pps: Tensor,
                       torch.empty(0, 3, dtype=f64))
 
 
-def mst_init(data: PairData, priors: CameraPriors, objective: Objective) -> AlignState:
+def mst_init(data: PairData, priors: CameraPriors, objective: Objective,
+             shared_focal: bool = False) -> AlignState:
     """The reference's `mst` initialisation (see the module doc of `recon4d.align`).
 
     Cameras a tree edge does not reveal get their pose by registering their best own-frame
     prediction onto their world points (instead of PnP); focals come from Weiszfeld on that
-    prediction unless known. The world is then moved onto known poses, and scaled so that the
-    geometric mean of the pairwise scales is 0.5 when no pose is known.
+    prediction unless known (`shared_focal`: their mean for every image). The world is then
+    moved onto known poses, and scaled so that the geometric mean of the pairwise scales is 0.5
+    when no pose is known. Registrations use the objective's static weights (moving pixels out).
     """
     n = data.n_images
     scores = edge_scores(data)
     tree = maximum_spanning_tree(data.edges, scores, n)
     own = best_own_edges(data, scores)
-    placed, rot_list, trans_list = _place_along_tree(data, tree)
+    placed, rot_list, trans_list = _place_along_tree(data, tree, objective)
     world = torch.stack(placed)
     missing = [k for k in range(n) if rot_list[k] is None]
     if missing:
         _, r, t = umeyama(data.pts_i[own[missing]].reshape(len(missing), -1, 3),
-                                   world[missing].reshape(len(missing), -1, 3),
-                                   data.conf_i[own[missing]].reshape(len(missing), -1))
+                          world[missing].reshape(len(missing), -1, 3),
+                          data.conf_i[own[missing]].reshape(len(missing), -1)
+                          * objective.static_weights(torch.tensor(missing)))
         for k, m in enumerate(missing):
             rot_list[m], trans_list[m] = r[k], t[k]
     rot, trans = torch.stack(rot_list), torch.stack(trans_list)
     focals, pps = initial_intrinsics(data, priors, own)
+    if shared_focal and priors.focals is None:
+        focals = focals.mean().expand_as(focals).clone()
     cam = apply_transform(invert_rigid(make_rigid(rot, trans)), world)
     state = initial_state(rot, trans, focals, pps, cam[..., 2])
     if priors.n_known_poses:

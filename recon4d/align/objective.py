@@ -2,7 +2,8 @@
 
 L = sum_e sum_pix w_i |X_i - S_e P_i^e| + w_j |X_j - S_e P_j^e|, divided by the total pixel count
 of the first views (E H W), with w = log C (the reference's default confidence transform) and
-S_e the edge similarity.
+S_e the edge similarity. Optional per-pixel `static` weights (video alignment: 0 on moving pixels)
+multiply w on both sides.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ class EdgeChunk:
 class Objective:
     """Access to the pair data in memory-bounded edge chunks, with confidence weights."""
 
-    def __init__(self, data: PairData) -> None:
+    def __init__(self, data: PairData, static: Tensor | None = None) -> None:
         self.data = data
+        hw = data.height * data.width
+        self.static = None if static is None else static.reshape(data.n_images, hw).float()
         self.chunk = max(1, CHUNK_PIXELS // (data.height * data.width))
         # a confidence of exactly 1 everywhere gives no weight at all: fall back to uniform
         self.uniform = False
@@ -47,6 +50,10 @@ class Objective:
         if self.uniform:
             return torch.ones_like(conf)
         return torch.log(conf).clamp(min=0)
+
+    def static_weights(self, idx: Tensor) -> Tensor | float:
+        """(k, H*W) static weights of images `idx`, or 1.0 without masks."""
+        return 1.0 if self.static is None else self.static[idx]
 
     @property
     def norm(self) -> float:
@@ -60,10 +67,11 @@ class Objective:
         for start in range(0, d.n_edges, self.chunk):
             sl = slice(start, min(start + self.chunk, d.n_edges))
             k = sl.stop - sl.start
-            yield EdgeChunk(sl, d.edges[sl, 0], d.edges[sl, 1],
+            idx_i, idx_j = d.edges[sl, 0], d.edges[sl, 1]
+            yield EdgeChunk(sl, idx_i, idx_j,
                             d.pts_i[sl].reshape(k, hw, 3), d.pts_j[sl].reshape(k, hw, 3),
-                            self.weights(d.conf_i[sl]).reshape(k, hw),
-                            self.weights(d.conf_j[sl]).reshape(k, hw))
+                            self.weights(d.conf_i[sl]).reshape(k, hw) * self.static_weights(idx_i),
+                            self.weights(d.conf_j[sl]).reshape(k, hw) * self.static_weights(idx_j))
 
     def loss(self, world: Tensor, pw_scale: Tensor, pw_rot: Tensor, pw_trans: Tensor) -> Tensor:
         """The objective for (N, H*W, 3) world points and per-edge similarities (no chunk grads)."""

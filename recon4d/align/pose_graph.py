@@ -9,13 +9,18 @@ by their closed-form optimum and a Schur complement) costs nothing per pixel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from recon4d.geometry.rotations import skew, so3_exp
 from recon4d.geometry.umeyama import PairMoments, umeyama_from_moments
+
+if TYPE_CHECKING:
+    from recon4d.align.pose_terms import PoseQuadratic
 
 LM_ITERS = 15
 
@@ -138,19 +143,20 @@ def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tenso
 
 
 def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
-                iters: int = LM_ITERS, scale_pull: float = 0.0
+                iters: int = LM_ITERS, scale_pull: float = 0.0, extra: Sequence[PoseQuadratic] = ()
                 ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
     """Levenberg-Marquardt on all camera poses except `fixed` (N,) bool; returns the new
     (rot, trans) and the matching optimal edge similarities (scale, R, t).
 
     `scale_pull` mu adds -mu sum_e log s_e to the cost: the Lagrange term of the scale gauge.
+    `extra`: more cost terms in the poses (video alignment's flow and smoothness models).
     """
     v = virtual_residuals(m)
     n = rot.shape[0]
 
     def cost_of(r: Tensor, t: Tensor, sim: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         return (_residuals(v, edges, r, t, sim)[2].square().sum()
-                - scale_pull * torch.log(sim[0]).sum())
+                - scale_pull * torch.log(sim[0]).sum() + sum(q.cost(r, t) for q in extra))
 
     sim = edge_similarities(m, edges, rot, trans, scale_pull)
     cost = cost_of(rot, trans, sim)
@@ -158,6 +164,9 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
     lam = 1e-6
     for _ in range(iters):
         hess, grad = reduced_system(v, edges, n, rot, trans, sim, scale_pull)
+        for term in extra:
+            h_extra, g_extra = term.system(rot, trans)
+            hess, grad = hess + h_extra, grad + g_extra
         hess = hess * free[:, None] * free[None, :] + torch.diag(1 - free)
         grad = grad * free
         improved = False

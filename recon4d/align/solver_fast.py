@@ -18,10 +18,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from recon4d.align.camera_fit import fit_cameras
+from recon4d.align.camera_fit import fit_cameras, fit_shared_focal
+from recon4d.align.flow_term import FlowTerm
 from recon4d.align.objective import Objective
 from recon4d.align.pose_graph import TermMoments, solve_poses
+from recon4d.align.pose_terms import PoseQuadratic
+from recon4d.align.smooth_term import relative_residuals, smooth_quadratic
 from recon4d.align.state import AlignState
+from recon4d.align.video import VideoSetup
 from recon4d.geometry.transforms import apply_similarity
 
 MAX_ITERS = 40
@@ -76,14 +80,42 @@ def _targets_pass(obj: Objective, state: AlignState, delta: float) -> tuple[Tens
     return acc / wsum.clamp(min=1e-30)[..., None], wsum
 
 
+def _video_terms(video: VideoSetup, obj: Objective, state: AlignState, flow: FlowTerm | None,
+                 delta: float) -> tuple[list[PoseQuadratic], float, float]:
+    """Pose-step models of the active video terms, their weighted loss, and the scene-scale
+    (1-homogeneous) part of that loss, at the current state."""
+    t, norm = video.terms, obj.norm
+    models, loss, homogeneous = [], 0.0, 0.0
+    if video.uses_smooth and state.rot.shape[0] > 1:
+        lam = t.translation_weight
+        models.append(smooth_quadratic(state.rot, state.trans, lam, norm * t.smooth_weight,
+                                       max(lam, 1e-12) * delta))
+        x, y = relative_residuals(state.rot, state.trans, lam)
+        homogeneous = t.smooth_weight * float(y.norm(dim=-1).sum())
+        loss += t.smooth_weight * float(x.norm(dim=-1).sum()) + homogeneous
+    if flow is not None:
+        model, value = flow.quadratic(state.rot, state.trans, state.focals, state.pps,
+                                      flow.grid_depths(state.depths), norm * t.flow_weight)
+        if value <= t.flow_gate:  # MonST3R's gate: the term is off while its loss is large
+            models.append(model)
+            loss += t.flow_weight * value
+    return models, loss, homogeneous
+
+
 def solve_fast(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal: bool,
                scale_gauge: bool, max_iters: int = MAX_ITERS, tol: float = TOL,
-               callback: Callable[[int, float], None] | None = None) -> list[float]:
+               callback: Callable[[int, float], None] | None = None,
+               video: VideoSetup | None = None) -> list[float]:
     """Minimise the objective from `state` (updated in place); returns the loss history.
 
     `fixed_pose` (N,) bool: poses that stay; if none, image 0 anchors the rigid gauge.
     `scale_gauge`: keep the geometric mean of the pairwise scales at its initial value (the
     objective is otherwise lowered by shrinking the whole scene).
+    `video`: MonST3R's terms (module `recon4d.align.video`). Smoothness and flow enter the pose
+    step as Gauss-Newton models (the camera fit stays on the multi-view term: freezing the
+    poses there converged to higher objectives), and a shared focal is fitted to all images at
+    once. The flow term starts at iteration
+    ceil(flow_start * max_iters); convergence is not tested before it.
     """
     history: list[float] = []
     if not fixed_pose.any():
@@ -99,26 +131,38 @@ def solve_fast(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal:
     edges = obj.data.edges
     n, h, w = state.depths.shape
     per_chunk = max(1, obj.chunk // 3)  # images per camera-fit chunk (~3x an edge's memory)
+    flow_from = None if video is None else video.flow_start_iteration(max_iters)
+    flow = None if flow_from is None else FlowTerm(
+        edges, video.flows, video.stride, video.masks, video.terms.pixel_threshold, h, w)
+    shared_focal = video is not None and video.terms.shared_focal and not fix_focal
     for it in range(max_iters):
         delta = IRLS_DELTA * float(state.depths.median())
         moments, loss = _moments_pass(obj, state, delta)
-        history.append(loss)
+        active_flow = flow if flow is not None and it >= flow_from else None
+        models, extra_loss, homogeneous = ([], 0.0, 0.0) if video is None else _video_terms(
+            video, obj, state, active_flow, delta)
+        history.append(loss + extra_loss)
         if callback is not None:
-            callback(it, loss)
-        if len(history) > 1 and history[-2] - loss <= tol * history[-2]:
+            callback(it, history[-1])
+        settled = flow_from is None or it > flow_from
+        if settled and len(history) > 1 and history[-2] - history[-1] <= tol * history[-2]:
             break
         # the scale gauge's Lagrange term: at the constrained optimum every edge's log scale
-        # has gradient L / E (the loss is 1-homogeneous in the scene scale); x2 for the
-        # squared-residual units of the IRLS moments
-        pull = 2 * loss * obj.norm / len(edges) if scale_gauge else 0.0
+        # has gradient L / E for the part L of the loss that is 1-homogeneous in the scene
+        # scale; x2 for the squared-residual units of the IRLS moments
+        pull = 2 * (loss + homogeneous) * obj.norm / len(edges) if scale_gauge else 0.0
         state.rot, state.trans, (state.pw_scale, state.pw_rot, state.pw_trans) = solve_poses(
-            moments, edges, state.rot, state.trans, fixed_pose, scale_pull=pull)
+            moments, edges, state.rot, state.trans, fixed_pose, scale_pull=pull, extra=models)
         gauge()
         targets, wsum = _targets_pass(obj, state, delta)
         for start in range(0, n, per_chunk):
             sl = slice(start, start + per_chunk)
             state.rot[sl], state.trans[sl], state.focals[sl], state.depths[sl] = fit_cameras(
                 targets[sl], wsum[sl], state.rot[sl], state.trans[sl], state.focals[sl],
-                state.pps[sl], state.depths[sl], fixed_pose[sl], fix_focal)
+                state.pps[sl], state.depths[sl], fixed_pose[sl], fix_focal or shared_focal)
+        if shared_focal:
+            state.focals, state.depths = fit_shared_focal(
+                targets, wsum, state.rot, state.trans, state.focals, state.pps, state.depths,
+                per_chunk)
         gauge()
     return history

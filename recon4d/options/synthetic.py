@@ -24,3 +24,5 @@ class SynthOptions:
                              "case)", choices=TRAJECTORIES)
     fps: float = option(10.0, "frame rate (timestamps, motion per frame)")
     stops: bool = option(True, "movers never pause (default: each pauses once)")
+    freeze_movers: bool = option(False, "movers stay at their first pose (the static twin of "
+                                 "the scene, for comparisons)")

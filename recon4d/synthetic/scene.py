@@ -103,11 +103,13 @@ def generate_scene(frames: int = _SYNTH.frames, width: int = _SYNTH.width,
                    height: int = _SYNTH.height, movers: int = _SYNTH.movers,
                    seed: int = _SYNTH.seed, trajectory: str = _SYNTH.trajectory, *,
                    fps: float = _SYNTH.fps, hfov_deg: float = 60.0, static_boxes: int = 8,
-                   stops: bool = _SYNTH.stops, progress: bool = False) -> SyntheticScene:
+                   stops: bool = _SYNTH.stops, freeze_movers: bool = _SYNTH.freeze_movers,
+                   progress: bool = False) -> SyntheticScene:
     """Render a seeded dynamic scene: a textured room, `movers` moving boxes, a camera path.
 
     Movers alternate between ground boxes (slide and turn) and floating cubes (tumble); with
-    `stops` each pauses once for 20-40 % of the sequence. The same arguments give identical arrays.
+    `stops` each pauses once for 20-40 % of the sequence; `freeze_movers` keeps every mover at
+    its first pose (the static twin of the same scene). The same arguments give identical arrays.
     """
     _check_args(frames, width, height, movers, seed, trajectory, fps, hfov_deg)
     times = np.arange(frames, dtype=np.float64) / fps
@@ -123,7 +125,7 @@ def generate_scene(frames: int = _SYNTH.frames, width: int = _SYNTH.width,
     poses = camera_trajectory(trajectory, times, np.random.default_rng([seed, 4]))
     object_poses = np.broadcast_to(np.eye(4), (frames, movers + 1, 4, 4)).copy()
     for k, m in enumerate(mover_specs):
-        object_poses[:, k + 1] = m.poses(times)
+        object_poses[:, k + 1] = m.poses(times[:1] if freeze_movers else times)
     k_matrix = intrinsics_from_fov(width, height, hfov_deg)
 
     rgb = np.zeros((frames, height, width, 3), np.uint8)
@@ -145,6 +147,8 @@ def generate_scene(frames: int = _SYNTH.frames, width: int = _SYNTH.width,
                   trajectory=trajectory, fps=fps, hfov_deg=hfov_deg, static_boxes=static_boxes,
                   stops=stops, room_size=list(ROOM_SIZE), generator_version=GENERATOR_VERSION,
                   mover_specs=[m.as_dict() for m in mover_specs])
+    if freeze_movers:  # recorded only when set: default scenes stay byte-identical
+        params["freeze_movers"] = True
     return SyntheticScene(
         rgb=rgb, depth=depth.astype(np.float32), dynamic_mask=instance > 0, instance=instance,
         poses_c2w=poses, intrinsics=np.broadcast_to(k_matrix, (frames, 3, 3)).copy(),
