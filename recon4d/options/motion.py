@@ -65,7 +65,9 @@ class VideoOptions:
                                "model's resolution; replaces --motion", metavar="DIR")
     flow_weight: float = option(0.01, "weight of the flow term (ego-motion flow of the static "
                                 "pixels against optical flow); 0 = off")
-    smooth_weight: float = option(0.01, "weight of the trajectory smoothness term; 0 = off")
+    smooth_weight: float = option(0.0, "weight of the trajectory smoothness term (MonST3R: "
+                                  "0.01; off by default as in Easi3R: it raised the camera error "
+                                  "several-fold on synthetic videos, docs/algorithms.md)")
     shared_focal: bool = option(True, "one focal per frame instead of one for the video")
     window: int | None = option(None, "align long videos in windows of this many frames "
                                 "(half overlapping; default: sized from memory, one piece "

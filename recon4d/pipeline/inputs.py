@@ -17,7 +17,7 @@ import numpy as np
 
 from recon4d.errors import InputError, OptionError
 from recon4d.inference import PairPredictions, infer_pairs
-from recon4d.inference.run import check_network, pair_edges, run_network
+from recon4d.inference.run import NetworkRun, check_network, pair_edges, run_network
 from recon4d.io import collect_frames
 from recon4d.io.layout import frame_name, frame_stem
 from recon4d.options import FrameOptions, NetworkOptions
@@ -56,11 +56,16 @@ def from_frames(input: str | os.PathLike, network: NetworkOptions, frames: Frame
     """Images folder or video -> network predictions (refuses frames of different sizes)."""
     check_network(network)
     source = collect_frames(input, fps=frames.fps, num_frames=frames.num_frames)
-    net = run_network(source, network, same_shape=True, progress=progress)
-    sizes, crops = frame_geometry(source.frames, net.size)
+    return from_run(run_network(source, network, same_shape=True, progress=progress))
+
+
+def from_run(run: NetworkRun) -> PreparedInputs:
+    """The predictions of a network run with what its frame source knows about the frames."""
+    source = run.source
+    sizes, crops = frame_geometry(source.frames, run.size)
     files = source.frames if all(isinstance(f, Path) for f in source.frames) else None
-    return PreparedInputs(net.predictions, list(source.names),
-                          source.timestamps, sizes, crops, files, net.record())
+    return PreparedInputs(run.predictions, list(source.names), source.timestamps, sizes, crops,
+                          files, run.record())
 
 
 def from_npz(path: str | os.PathLike) -> PreparedInputs:

@@ -7,6 +7,7 @@ stage leaves the previous folder or nothing.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,18 +15,43 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from recon4d import align
 from recon4d.align.known import KnownCameras
+from recon4d.align.video import VideoTerms
+from recon4d.dynamics.masks import MotionMasks
 from recon4d.errors import InputError
 from recon4d.inference.engine import requested_device
-from recon4d.io import writers
+from recon4d.inference.run import check_network, load_network, pair_edges
+from recon4d.io import collect_frames, writers
 from recon4d.io.atomic import atomic_output_dir
+from recon4d.io.images import upright_size
 from recon4d.io.layout import SCENE_JSON
 from recon4d.io.scene_json import check_output_folder, write_scene_json
-from recon4d.options import ReconstructOptions
+from recon4d.matching.coords import loader_geometry
+from recon4d.options import MotionOptions, ReconstructOptions, VideoOptions
 from recon4d.pipeline import cameras, inputs
+from recon4d.pipeline.dynamic import (
+    Motion,
+    frames_method,
+    masks_given,
+    video_flows,
+    video_terms,
+)
+from recon4d.pipeline.motion import (
+    check_attention_graph,
+    check_motion,
+    load_refiner,
+    masks_of,
+    network_masks,
+    refined,
+    resolve_method,
+)
+from recon4d.pipeline.user_masks import read_motion_masks
 from recon4d.scene import Scene
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct", "summary_line"]
 
@@ -70,15 +96,18 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     device = requested_device(opts.network.device)
     alignment = opts.alignment
     calib = cameras.read_calibration(alignment.calib) if alignment.calib is not None else None
-    prepared = _prepare(input, predictions, oracle, opts, progress)
+    prepared, motion = _prepare(input, predictions, oracle, opts, progress)
     timing = {"predict": time.perf_counter() - start}
 
+    tick = time.perf_counter()
+    video = _video_terms(prepared, motion, opts, progress)
+    timing["flow"] = time.perf_counter() - tick
     tick = time.perf_counter()
     known = _known_cameras(prepared, alignment.focal, calib)
     scene = align.global_align(prepared.predictions, solver=alignment.solver,
                                niter=alignment.niter, known=known,
                                conf_threshold=alignment.conf_threshold, device=str(device),
-                               progress=progress)
+                               progress=progress, video=video)
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
 
@@ -88,7 +117,8 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
         files = writers.write_scene(scene, staging, formats=formats, sources=prepared.sources)
         timing["write"] = time.perf_counter() - tick
         timing["total"] = time.perf_counter() - start
-        record = {**prepared.record, "timing": {k: round(v, 3) for k, v in timing.items()},
+        record = {**prepared.record, "motion": motion.record or {"method": "none"},
+                  "timing": {k: round(v, 3) for k, v in timing.items()},
                   "result": {"frames": len(scene), "points": int(scene.masks.sum())}}
         write_scene_json(staging, "reconstruct", options_record, record)
     return ReconstructResult(scene, out_dir, sorted(files) + [SCENE_JSON], timing)
@@ -97,20 +127,114 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
 def summary_line(result: ReconstructResult) -> str:
     """`N frames, P points, T s (predict a s, align b s, write c s) -> DIR`."""
     t = result.timing
-    return (f"{len(result.scene)} frames, {result.num_points} points, {t['total']:.1f} s "
-            f"(predict {t['predict']:.1f} s, align {t['align']:.1f} s, write {t['write']:.1f} s)"
-            f" -> {result.out_dir}")
+    moving = result.scene.dynamic_masks
+    motion = "" if moving is None else f", {100 * moving.mean():.1f} % moving"
+    return (f"{len(result.scene)} frames{motion}, {result.num_points} points, "
+            f"{t['total']:.1f} s (predict {t['predict']:.1f} s, flow {t['flow']:.1f} s, "
+            f"align {t['align']:.1f} s, write {t['write']:.1f} s) -> {result.out_dir}")
 
 
 def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | None,
              oracle: str | os.PathLike | None, opts: ReconstructOptions,
-             progress: bool) -> inputs.PreparedInputs:
-    """Run the chosen prediction source."""
+             progress: bool) -> tuple[inputs.PreparedInputs, Motion]:
+    """Run the chosen prediction source and find what moves (checks before slow work)."""
+    motion, video = opts.motion, opts.video
+    if input is not None:
+        return _prepare_frames(input, opts, progress)
     if predictions is not None:
-        return inputs.from_npz(predictions)
+        prepared = inputs.from_npz(predictions)
+        preds = prepared.predictions
+        method = _file_method(motion, video, "predictions", preds.has_probes,
+                              isinstance(preds.images, np.ndarray))
+    else:
+        method = _file_method(motion, video, "oracle", False, True)
+    check_motion(motion, method)
     if oracle is not None:
-        return inputs.from_oracle(oracle, opts.network, progress=progress)
-    return inputs.from_frames(input, opts.network, opts.frames, progress=progress)
+        prepared = inputs.from_oracle(oracle, opts.network, progress=progress,
+                                      static=method == "none")
+    if method in ("none", "given"):
+        return prepared, _given(prepared, video, None) if method == "given" else Motion("none")
+    preds = prepared.predictions
+    refiner = load_refiner(motion, requested_device(opts.network.device))
+    estimate = refined(masks_of(preds, motion, method), preds.images, refiner)
+    return prepared, _estimated(method, estimate, motion)
+
+
+def _file_method(motion: MotionOptions, video: VideoOptions, source: str, has_probes: bool,
+                 has_images: bool) -> str:
+    """The estimator for predictions from a file or the oracle: given masks, the chosen one,
+    or for auto attention with probes, flow with images, else the static path."""
+    if masks_given(motion, video):
+        return "given"
+    if motion.motion == "none":
+        return "none"
+    method = resolve_method(motion, source, has_probes)
+    if motion.motion == "auto" and method == "flow" and not has_images:
+        logger.warning("the predictions hold neither attention probes nor images: no motion "
+                       "masks, static path")
+        return "none"
+    return method
+
+
+def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions,
+                    progress: bool) -> tuple[inputs.PreparedInputs, Motion]:
+    """Frames -> (masks and) network predictions; graph and files checked before weights."""
+    motion, network = opts.motion, opts.network
+    check_network(network)
+    source = collect_frames(input, fps=opts.frames.fps, num_frames=opts.frames.num_frames)
+    source.require(2)
+    method = frames_method(motion, opts.video, source)
+    check_motion(motion, method)
+    if method == "attention":
+        check_attention_graph(pair_edges(len(source), network)[0], len(source))
+    refiner = load_refiner(motion, requested_device(network.device)) if method in (
+        "attention", "flow") else None
+    loaded = load_network(source, network, same_shape=True)
+    if method in ("attention", "flow"):
+        run, estimate = network_masks(loaded, motion, method, refiner, heads=True,
+                                      progress=progress)
+        return inputs.from_run(run), _estimated(method, estimate, motion)
+    prepared = inputs.from_run(loaded.run(progress=progress))
+    if method == "none":
+        return prepared, Motion("none")
+    geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
+                  for frame in source.frames]
+    return prepared, _given(prepared, opts.video, geometries)
+
+
+def _estimated(method: str, estimate: MotionMasks, motion: MotionOptions) -> Motion:
+    """The Motion of an estimator's masks, with its scene.json record."""
+    record = {"method": estimate.method, "threshold": estimate.threshold,
+              "passes": motion.passes if method == "attention" else 1,
+              "moving_fraction": round(float(estimate.masks.mean()), 6)}
+    return Motion(method, estimate.masks, estimate, record)
+
+
+def _given(prepared: inputs.PreparedInputs, video: VideoOptions,
+           geometries: list | None) -> Motion:
+    """The user's masks (`--masks DIR`) on the predictions' model grid."""
+    preds = prepared.predictions
+    height, width = (int(v) for v in preds.true_shape1[0])
+    masks = read_motion_masks(video.masks, len(prepared.names), (height, width), geometries)
+    return Motion("given", masks, None, {"method": "given", "folder": str(video.masks),
+                                         "moving_fraction": round(float(masks.mean()), 6)})
+
+
+def _video_terms(prepared: inputs.PreparedInputs, motion: Motion, opts: ReconstructOptions,
+                 progress: bool) -> VideoTerms | None:
+    """The alignment's video terms on the dynamic path (optical flow for the flow term when
+    the frames are known), None on the static path."""
+    if motion.masks is None:
+        return None
+    preds = prepared.predictions
+    flows = None
+    if opts.video.flow_weight > 0 and isinstance(preds.images, np.ndarray):
+        with tqdm(total=len(preds.edges), desc=f"optical flow ({opts.motion.flow})",
+                  unit="pair", disable=not progress) as bar:
+            flows = video_flows(preds.images, preds.edges, opts.motion, progress=bar)
+    elif opts.video.flow_weight > 0:
+        logger.warning("no frames in the predictions: the alignment runs without its flow term")
+    return video_terms(motion.masks, flows, opts.video)
 
 
 def _known_cameras(prepared: inputs.PreparedInputs, focal: float | None,
