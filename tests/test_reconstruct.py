@@ -87,7 +87,7 @@ def test_oracle_end_to_end_recovers_the_trajectory(synth, tmp_path, capsys):
     corruption = doc["model"]["corruption"]  # OracleCorruption's defaults
     assert corruption["scale_sigma"] == 0.2 and corruption["noise_rel"] == 0.01
     assert corruption["outlier_fraction"] == 0.01 and corruption["outlier_log_range"] == [0.2, 0.7]
-    assert set(doc["timing"]) == {"predict", "align", "write", "total"}
+    assert set(doc["timing"]) == {"predict", "flow", "align", "write", "total"}
     depth = np.load(out / "depth" / "000000.npy")
     assert depth.shape == (96, 128) and np.isfinite(depth).all()
     summary = capsys.readouterr().out.strip().splitlines()[-1]
@@ -141,10 +141,11 @@ def test_predictions_round_trip_from_infer(tmp_path):
     write_images(tmp_path / "imgs", [(64, 48)] * 3)
     common = ["--weights", str(TINY), "--size", "64", "--device", "cpu"]
     assert main(["infer", str(tmp_path / "imgs"), "--out", str(tmp_path / "inf"), *common]) == 0
+    static = ["--motion", "none"]  # numbered images would take the dynamic path
     assert main(["reconstruct", "--predictions", str(tmp_path / "inf" / "predictions.npz"),
-                 "--out", str(tmp_path / "a"), "--device", "cpu"]) == 0
+                 "--out", str(tmp_path / "a"), "--device", "cpu", *static]) == 0
     assert main(["reconstruct", str(tmp_path / "imgs"), "--out", str(tmp_path / "b"),
-                 *common]) == 0
+                 *common, *static]) == 0
     traj_a = read_tum(tmp_path / "a" / "trajectory_tum.txt")
     traj_b = read_tum(tmp_path / "b" / "trajectory_tum.txt")
     assert len(traj_a) == 3 and np.isfinite(traj_a.poses).all()
@@ -224,7 +225,8 @@ def test_disconnected_graph_fails_cleanly(synth, tmp_path, capsys):
     _, scene = synth
     edges = np.array([[0, 1], [1, 0], [2, 3], [3, 2]])
     np.savez(tmp_path / "split.npz", **oracle_arrays(scene, edges, with_images=True))
-    run_failing(tmp_path, capsys, ["--predictions", str(tmp_path / "split.npz")], "disconnected")
+    run_failing(tmp_path, capsys, ["--predictions", str(tmp_path / "split.npz"), "--motion",
+                                   "none"], "disconnected")
 
 
 def test_conflicting_inputs_and_bad_options_fail_cleanly(synth, tmp_path, capsys):

@@ -135,3 +135,38 @@ def test_attention_on_too_few_frames_is_refused(tmp_path, capsys):
                "--motion", "attention") == 2
     assert "at least 3 frames" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_long_video_in_windows_matches_one_piece(movers, tmp_path):
+    folder, _ = movers
+    common = ["--oracle", folder, "--graph", "swin-2-noncyclic", "--masks",
+              folder / DYNAMIC_MASK_DIR, "--formats", "trajectory,dynamic_mask"]
+    assert run(*common, "--out", tmp_path / "one") == 0
+    assert run(*common, "--out", tmp_path / "win", "--window", "6") == 0
+    gt = folder / TRAJECTORY_FILE
+    one = pose_metrics(tmp_path / "one" / TRAJECTORY_FILE, gt)
+    win = pose_metrics(tmp_path / "win" / TRAJECTORY_FILE, gt)
+    assert win["num_poses"] == 10 and win["ate"] < 2 * one["ate"]
+    np.testing.assert_array_equal(read_masks(tmp_path / "win", 10),
+                                  read_masks(tmp_path / "one", 10))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pairs-")]
+
+
+def test_window_longer_than_the_video_is_refused(movers, tmp_path, capsys):
+    folder, _ = movers
+    assert run("--oracle", folder, "--out", tmp_path / "out", "--window", "40") == 2
+    assert "--window 40 is larger than the video (10 frames)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_tiny_checkpoint_streams_pairs_to_disk_in_windows(tmp_path):
+    frames = tmp_path / "frames"
+    write_frames(frames, 8)
+    out = tmp_path / "run"
+    assert run(frames, "--out", out, "--weights", f"file:{TINY}", "--size", "128",
+               "--graph", "swin-2-noncyclic", "--window", "6", "--niter", "2",
+               "--device", "cpu", "--formats", "trajectory,dynamic_mask") == 0
+    doc = json.loads((out / SCENE_JSON).read_text())
+    assert doc["motion"]["method"].startswith("easi3r") and doc["result"]["frames"] == 8
+    assert read_masks(out, 8).shape[0] == 8
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pairs-")]

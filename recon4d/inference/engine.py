@@ -32,6 +32,8 @@ from recon4d.models.precision import autocast_context
 from recon4d.models.probes import PROBE_KEYS, probing, supports_probes
 
 PairModel = Callable[[dict, dict], tuple[dict, dict]]
+# sink(edge positions (B,), pred1, pred2): one batch's CPU float32 predictions, see infer_pairs
+PairSink = Callable[[np.ndarray, dict[str, torch.Tensor], dict[str, torch.Tensor]], None]
 _HOST_KEYS = ("true_shape",)  # stay on the CPU, as in the reference
 
 
@@ -39,7 +41,8 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
                 batch_size: int | None = None, device: str | torch.device | None = None,
                 dtype: str = "fp32", progress: bool = True, keep_images: bool = True,
                 probes: bool = False, motion_masks: np.ndarray | None = None, *,
-                heads: bool = True, encoder_cache: EncoderCache | None = None) -> PairPredictions:
+                heads: bool = True, encoder_cache: EncoderCache | None = None,
+                sink: PairSink | None = None) -> PairPredictions:
     """Predict every edge (view1 index, view2 index) of `edges` over `views`, without gradients.
 
     Batches never mix image shapes and keep (a, b) next to (b, a); `batch_size=None` sizes them
@@ -50,8 +53,10 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
     network and images of one shape. `heads=False` (network and `probes` only) skips the heads:
     the shape groups then hold empty pred dicts, only the probes are filled. `encoder_cache`
     (network only) keeps the encoder tokens of these views for a later pass over the same views
-    (filled when empty, reused when full). Returns CPU float32 predictions (and the uint8 inputs
-    if `keep_images`).
+    (filled when empty, reused when full). `sink` receives each batch's predictions instead of
+    keeping them (e.g. `recon4d.inference.pair_store.PairStore.add`), so memory does not grow
+    with the number of pairs; the shape groups then hold empty pred dicts. Returns CPU float32
+    predictions (and the uint8 inputs if `keep_images`).
     """
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if len(edges) == 0:
@@ -113,6 +118,11 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
                     pred1, pred2 = model(view1, view2)
             if probe_store is not None:
                 probe_store.add(batch, edges[batch], pred1, pred2)
+            if sink is not None:
+                sink(batch, *({name: pred[name].detach().to("cpu", torch.float32)
+                               for name in _batched(pred, len(batch))} for pred in (pred1, pred2)))
+                bar.update(len(batch))
+                continue
             g = int(group_of[batch[0]])
             if stores[g] is None:
                 stores[g] = {"pred1": _allocate(pred1, len(batch), len(groups[g])),
@@ -122,7 +132,7 @@ def infer_pairs(model: PairModel, views: Sequence[dict], edges: np.ndarray,
                 for name, target in stores[g][side].items():
                     target[rows] = pred[name].detach().to("cpu", torch.float32)
             bar.update(len(batch))
-    result_groups = [ShapeGroup(index, store["pred1"], store["pred2"])
+    result_groups = [ShapeGroup(index, *((store["pred1"], store["pred2"]) if store else ({}, {})))
                      for index, store in zip(groups, stores, strict=True)]
     images = _view_images(views) if keep_images else None
     fields = probe_store.fields() if probe_store is not None else {}
@@ -301,11 +311,16 @@ def _first_parameter(model: Any) -> torch.Tensor | None:
     return next(iter(parameters()), None)
 
 
+def _batched(pred: dict[str, Any], batch: int) -> list[str]:
+    """Names of the per-pair tensors (first dim `batch`) of a batch's prediction dict."""
+    return [name for name, value in pred.items()
+            if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == batch]
+
+
 def _allocate(pred: dict[str, Any], batch: int, rows: int) -> dict[str, torch.Tensor]:
     """Float32 CPU storage (rows, ...) for every batched tensor of a prediction dict."""
-    return {name: torch.empty((rows,) + tuple(value.shape[1:]), dtype=torch.float32)
-            for name, value in pred.items()
-            if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == batch}
+    return {name: torch.empty((rows,) + tuple(pred[name].shape[1:]), dtype=torch.float32)
+            for name in _batched(pred, batch)}
 
 
 def _view_images(views: Sequence[dict]) -> np.ndarray | list[np.ndarray] | None:

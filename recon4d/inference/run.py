@@ -10,7 +10,7 @@ import torch
 
 from recon4d import models
 from recon4d.errors import InputError, Recon4dError
-from recon4d.inference.engine import EncoderCache, infer_pairs, requested_device
+from recon4d.inference.engine import EncoderCache, PairSink, infer_pairs, requested_device
 from recon4d.inference.graphs import make_pairs
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io import FrameSource, load_images
@@ -61,14 +61,15 @@ class LoadedNetwork:
         self.encoder_cache = EncoderCache()
 
     def run(self, *, probes: bool = False, motion_masks: np.ndarray | None = None,
-            heads: bool = True, progress: bool = True) -> NetworkRun:
-        """One pass over the pair graph; `probes`, `motion_masks` and `heads` as in
+            heads: bool = True, progress: bool = True, sink: PairSink | None = None
+            ) -> NetworkRun:
+        """One pass over the pair graph; `probes`, `motion_masks`, `heads` and `sink` as in
         `infer_pairs`, reusing the kept encoder tokens after `keep_tokens`."""
         opts = self.options
         preds = infer_pairs(self.model, self.views, self.edges, batch_size=opts.batch_size,
                             device=self.device, dtype=opts.dtype, progress=progress,
                             probes=probes, motion_masks=motion_masks, heads=heads,
-                            encoder_cache=self.encoder_cache)
+                            encoder_cache=self.encoder_cache, sink=sink)
         preds.image_names = list(self.source.names)
         preds.timestamps = self.source.timestamps
         return NetworkRun(preds, self.config, self.size, self.graph, self.source, opts.weights)

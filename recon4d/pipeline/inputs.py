@@ -17,6 +17,7 @@ import numpy as np
 
 from recon4d.errors import InputError, OptionError
 from recon4d.inference import PairPredictions, infer_pairs
+from recon4d.inference.engine import PairSink
 from recon4d.inference.run import NetworkRun, check_network, pair_edges, run_network
 from recon4d.io import collect_frames
 from recon4d.io.layout import frame_name, frame_stem
@@ -87,7 +88,8 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
 
 
 def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
-                progress: bool = True, static: bool = True) -> PreparedInputs:
+                progress: bool = True, static: bool = True,
+                sink: PairSink | None = None) -> PreparedInputs:
     """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network,
     so of `network` only the input size, pair graph and batch size apply. `static`: the caller
     treats every pixel as static (a scene with movers is then worth a warning)."""
@@ -101,7 +103,7 @@ def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
     views = oracle.views(network.size)
     edges, graph = pair_edges(scene.num_frames, network)
     preds = infer_pairs(oracle, views, edges, batch_size=network.batch_size or 8, device="cpu",
-                        progress=progress)
+                        progress=progress, sink=sink)
     height, width = scene.shape
     n = scene.num_frames
     record = {"inputs": {"oracle": str(scene_dir), "frames": n, "size": max(height, width),

@@ -23,7 +23,7 @@ from recon4d.dynamics.masks import MotionMasks
 from recon4d.dynamics.sam2_refine import Sam2Refiner, check_sam2, load_sam2, refine_masks
 from recon4d.errors import InputError, OptionError
 from recon4d.inference import PairPredictions
-from recon4d.inference.engine import has_encoder
+from recon4d.inference.engine import PairSink, has_encoder
 from recon4d.inference.run import LoadedNetwork, NetworkRun
 from recon4d.options import MotionOptions
 
@@ -92,9 +92,10 @@ def check_attention_graph(edges: np.ndarray, n_frames: int) -> None:
 
 
 def network_masks(loaded: LoadedNetwork, motion: MotionOptions, method: str,
-                  refiner: Sam2Refiner | None, *, heads: bool,
-                  progress: bool) -> tuple[NetworkRun, MotionMasks]:
-    """The network's masks and its last run (with the heads, so with pointmaps, when `heads`).
+                  refiner: Sam2Refiner | None, *, heads: bool, progress: bool,
+                  sink: PairSink | None = None) -> tuple[NetworkRun, MotionMasks]:
+    """The network's masks and its last run (with the heads, so with pointmaps, when `heads`;
+    attention only: those go to `sink` when given).
 
     Attention: pass 1 keeps only the probes; with 2 passes, pass 2 re-weights decoder 1 with
     pass 1's masks and its masks are final (the encoder runs once per frame for both). Flow: one
@@ -107,10 +108,13 @@ def network_masks(loaded: LoadedNetwork, motion: MotionOptions, method: str,
     two = motion.passes == 2
     if two and has_encoder(loaded.model):
         loaded.keep_tokens()  # pass 2 changes only the decoders
-    run = loaded.run(probes=True, heads=heads and not two, progress=progress)
+    last = {"sink": sink} if heads else {}
+    run = loaded.run(probes=True, heads=heads and not two, progress=progress,
+                     **({} if two else last))
     masks = refined(masks_of(run.predictions, motion, method), run.predictions.images, refiner)
     if two:
-        run = loaded.run(probes=True, motion_masks=masks.masks, heads=heads, progress=progress)
+        run = loaded.run(probes=True, motion_masks=masks.masks, heads=heads, progress=progress,
+                         **last)
         masks = refined(masks_of(run.predictions, motion, method), run.predictions.images,
                         refiner)
     return run, masks

@@ -6,6 +6,7 @@ stage leaves the previous folder or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -23,6 +24,7 @@ from recon4d.align.video import VideoTerms
 from recon4d.dynamics.masks import MotionMasks
 from recon4d.errors import InputError
 from recon4d.inference.engine import requested_device
+from recon4d.inference.pair_store import PairStore
 from recon4d.inference.run import check_network, load_network, pair_edges
 from recon4d.io import collect_frames, writers
 from recon4d.io.atomic import atomic_output_dir
@@ -38,6 +40,13 @@ from recon4d.pipeline.dynamic import (
     masks_given,
     video_flows,
     video_terms,
+)
+from recon4d.pipeline.long_video import (
+    align_windows,
+    store_parent,
+    store_predictions,
+    window_flow_masks,
+    windows_for,
 )
 from recon4d.pipeline.motion import (
     check_attention_graph,
@@ -96,18 +105,33 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
     device = requested_device(opts.network.device)
     alignment = opts.alignment
     calib = cameras.read_calibration(alignment.calib) if alignment.calib is not None else None
-    prepared, motion = _prepare(input, predictions, oracle, opts, progress)
-    timing = {"predict": time.perf_counter() - start}
+    with contextlib.ExitStack() as stack:
+        prepared, motion, windowed = _prepare(input, predictions, oracle, opts, progress,
+                                              stack, out_dir)
+        timing = {"predict": time.perf_counter() - start}
 
-    tick = time.perf_counter()
-    video = _video_terms(prepared, motion, opts, progress)
-    timing["flow"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    known = _known_cameras(prepared, alignment.focal, calib)
-    scene = align.global_align(prepared.predictions, solver=alignment.solver,
-                               niter=alignment.niter, known=known,
-                               conf_threshold=alignment.conf_threshold, device=str(device),
-                               progress=progress, video=video)
+        tick = time.perf_counter()
+        flows = _flows(prepared, motion, opts, progress)
+        timing["flow"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        known = _known_cameras(prepared, alignment.focal, calib)
+        kwargs = {"solver": alignment.solver, "niter": alignment.niter,
+                  "conf_threshold": alignment.conf_threshold, "device": str(device)}
+        if windowed is None:
+            video = (None if motion.masks is None
+                     else video_terms(motion.masks, flows, opts.video))
+            scene = align.global_align(prepared.predictions, known=known, progress=progress,
+                                       video=video, **kwargs)
+        else:
+            store, windows = windowed
+
+            def terms(frames: np.ndarray, positions: np.ndarray) -> VideoTerms:
+                return video_terms(motion.masks[frames],
+                                   None if flows is None else flows[positions], opts.video)
+
+            scene = align_windows(store, windows, known,
+                                  None if motion.masks is None else terms, kwargs, progress)
+            scene.dynamic_masks = motion.masks
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
 
@@ -134,13 +158,18 @@ def summary_line(result: ReconstructResult) -> str:
             f"align {t['align']:.1f} s, write {t['write']:.1f} s) -> {result.out_dir}")
 
 
+Windowed = tuple[PairStore, list[range]] | None  # the pairs on disk and the windows, or None
+
+
 def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | None,
-             oracle: str | os.PathLike | None, opts: ReconstructOptions,
-             progress: bool) -> tuple[inputs.PreparedInputs, Motion]:
-    """Run the chosen prediction source and find what moves (checks before slow work)."""
+             oracle: str | os.PathLike | None, opts: ReconstructOptions, progress: bool,
+             stack: contextlib.ExitStack, out_dir: Path
+             ) -> tuple[inputs.PreparedInputs, Motion, Windowed]:
+    """Run the chosen prediction source and find what moves (checks before slow work); a
+    video longer than a window leaves its pairs in a store on disk (closed by `stack`)."""
     motion, video = opts.motion, opts.video
     if input is not None:
-        return _prepare_frames(input, opts, progress)
+        return _prepare_frames(input, opts, progress, stack, out_dir)
     if predictions is not None:
         prepared = inputs.from_npz(predictions)
         preds = prepared.predictions
@@ -152,12 +181,21 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
     if oracle is not None:
         prepared = inputs.from_oracle(oracle, opts.network, progress=progress,
                                       static=method == "none")
-    if method in ("none", "given"):
-        return prepared, _given(prepared, video, None) if method == "given" else Motion("none")
     preds = prepared.predictions
-    refiner = load_refiner(motion, requested_device(opts.network.device))
-    estimate = refined(masks_of(preds, motion, method), preds.images, refiner)
-    return prepared, _estimated(method, estimate, motion)
+    if method in ("none", "given"):
+        found = _given(prepared, video, None) if method == "given" else Motion("none")
+    else:
+        refiner = load_refiner(motion, requested_device(opts.network.device))
+        found = _estimated(method, refined(masks_of(preds, motion, method), preds.images,
+                                           refiner), motion)
+    windows = windows_for(len(prepared.names), preds.edges, video.window)
+    if len(windows) == 1:
+        return prepared, found, None
+    height, width = (int(v) for v in preds.true_shape1[0])
+    store = stack.enter_context(PairStore(store_parent(out_dir), preds.edges,
+                                          len(prepared.names), height, width))
+    store_predictions(store, preds)
+    return prepared, found, (store, windows)
 
 
 def _file_method(motion: MotionOptions, video: VideoOptions, source: str, has_probes: bool,
@@ -176,30 +214,56 @@ def _file_method(motion: MotionOptions, video: VideoOptions, source: str, has_pr
     return method
 
 
-def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions,
-                    progress: bool) -> tuple[inputs.PreparedInputs, Motion]:
-    """Frames -> (masks and) network predictions; graph and files checked before weights."""
+def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress: bool,
+                    stack: contextlib.ExitStack, out_dir: Path
+                    ) -> tuple[inputs.PreparedInputs, Motion, Windowed]:
+    """Frames -> (masks and) network predictions; graph, windows and files checked before the
+    weights load; a long video streams its pointmaps to disk."""
     motion, network = opts.motion, opts.network
     check_network(network)
     source = collect_frames(input, fps=opts.frames.fps, num_frames=opts.frames.num_frames)
     source.require(2)
     method = frames_method(motion, opts.video, source)
     check_motion(motion, method)
+    edges = pair_edges(len(source), network)[0]
     if method == "attention":
-        check_attention_graph(pair_edges(len(source), network)[0], len(source))
+        check_attention_graph(edges, len(source))
+    windows = windows_for(len(source), edges, opts.video.window)
     refiner = load_refiner(motion, requested_device(network.device)) if method in (
         "attention", "flow") else None
     loaded = load_network(source, network, same_shape=True)
-    if method in ("attention", "flow"):
+    store = None
+    if len(windows) > 1:
+        height, width = (int(v) for v in loaded.views[0]["true_shape"].reshape(-1)[:2])
+        store = stack.enter_context(PairStore(store_parent(out_dir), loaded.edges,
+                                              len(source), height, width))
+    sink = None if store is None else store.add
+    if method == "attention":
         run, estimate = network_masks(loaded, motion, method, refiner, heads=True,
-                                      progress=progress)
-        return inputs.from_run(run), _estimated(method, estimate, motion)
-    prepared = inputs.from_run(loaded.run(progress=progress))
-    if method == "none":
-        return prepared, Motion("none")
-    geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
-                  for frame in source.frames]
-    return prepared, _given(prepared, opts.video, geometries)
+                                      progress=progress, sink=sink)
+        found = _estimated(method, estimate, motion)
+    else:
+        run = loaded.run(progress=progress, sink=sink)
+        found = Motion(method)
+    prepared = inputs.from_run(run)
+    if store is not None:
+        store.add_images(run.predictions.images)
+    if method == "flow":
+        if store is None:
+            estimate = refined(masks_of(run.predictions, motion, method),
+                               run.predictions.images, refiner)
+            found = _estimated(method, estimate, motion)
+        else:
+            masks, name, threshold = window_flow_masks(store, windows, motion)
+            found = _estimated(method, refined(MotionMasks(masks, np.zeros(masks.shape,
+                                                                           np.float32),
+                                                           threshold, name),
+                                               run.predictions.images, refiner), motion)
+    elif method == "given":
+        geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
+                      for frame in source.frames]
+        found = _given(prepared, opts.video, geometries)
+    return prepared, found, None if store is None else (store, windows)
 
 
 def _estimated(method: str, estimate: MotionMasks, motion: MotionOptions) -> Motion:
@@ -220,21 +284,18 @@ def _given(prepared: inputs.PreparedInputs, video: VideoOptions,
                                          "moving_fraction": round(float(masks.mean()), 6)})
 
 
-def _video_terms(prepared: inputs.PreparedInputs, motion: Motion, opts: ReconstructOptions,
-                 progress: bool) -> VideoTerms | None:
-    """The alignment's video terms on the dynamic path (optical flow for the flow term when
-    the frames are known), None on the static path."""
-    if motion.masks is None:
-        return None
+def _flows(prepared: inputs.PreparedInputs, motion: Motion, opts: ReconstructOptions,
+           progress: bool) -> np.ndarray | None:
+    """Optical flow of every pair for the flow term (dynamic path with the frames known)."""
     preds = prepared.predictions
-    flows = None
-    if opts.video.flow_weight > 0 and isinstance(preds.images, np.ndarray):
-        with tqdm(total=len(preds.edges), desc=f"optical flow ({opts.motion.flow})",
-                  unit="pair", disable=not progress) as bar:
-            flows = video_flows(preds.images, preds.edges, opts.motion, progress=bar)
-    elif opts.video.flow_weight > 0:
+    if motion.masks is None or opts.video.flow_weight == 0:
+        return None
+    if not isinstance(preds.images, np.ndarray):
         logger.warning("no frames in the predictions: the alignment runs without its flow term")
-    return video_terms(motion.masks, flows, opts.video)
+        return None
+    with tqdm(total=len(preds.edges), desc=f"optical flow ({opts.motion.flow})", unit="pair",
+              disable=not progress) as bar:
+        return video_flows(preds.images, preds.edges, opts.motion, progress=bar)
 
 
 def _known_cameras(prepared: inputs.PreparedInputs, focal: float | None,

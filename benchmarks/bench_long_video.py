@@ -1,0 +1,92 @@
+"""Peak memory and time of long videos: windows with pairs on disk vs one-piece in memory.
+
+Issue 11 item 4: 200 frames of 512x288 (swinstride-5 symmetrized graph, here `swin-5-noncyclic`,
+~10 pairs per frame) within 8 GB peak RSS on CPU, and memory that stops growing once a window is
+full. Each (mode, frames) runs in a fresh process (isolated peak RSS), all in one run:
+- `windows`: pair predictions streamed to a `PairStore` on disk as they come out, then
+  `aligned_in_windows` (default window, half overlap);
+- `one-piece`: today's path, every pair in memory and one `global_align` (only up to
+  `--one-piece-max` frames: it grows linearly and 100 frames already need ~9 GB).
+The synthetic oracle (`OracleModel`, default corruption) stands in for the network: the
+network's own memory is per batch and does not depend on the number of frames. Per run: peak
+RSS, RSS once the inputs are ready (the rendered scene and the model input frames, which grow
+with the video in any mode), seconds from predictions to scene, and camera ATE.
+
+    python benchmarks/bench_long_video.py [--frames 50 100 200 400] [--width 512 --height 288]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+from process_memory import in_fresh_process, peak_rss_bytes, rss_bytes
+
+GRAPH = "swin-5-noncyclic"
+GB = 1e9
+
+
+def run_one(mode: str, frames: int, width: int, height: int) -> dict:
+    """Reconstruct one synthetic video in this process; returns a JSON-able dict."""
+    import numpy as np
+
+    from recon4d.align import global_align
+    from recon4d.eval.poses import align_poses, ate_errors
+    from recon4d.inference import infer_pairs, make_pairs
+    from recon4d.inference.pair_store import PairStore
+    from recon4d.pipeline.windows import aligned_in_windows
+    from recon4d.synthetic import OracleModel, generate_scene
+
+    truth = generate_scene(frames=frames, width=width, height=height, movers=0, seed=0)
+    oracle = OracleModel(truth)
+    views = oracle.views()
+    edges = make_pairs(frames, GRAPH)
+    rss_inputs = rss_bytes()
+    start = time.perf_counter()
+    if mode == "windows":
+        with tempfile.TemporaryDirectory() as tmp, PairStore(tmp, edges, frames, height,
+                                                             width) as store:
+            preds = infer_pairs(oracle, views, edges, batch_size=8, device="cpu",
+                                progress=False, sink=store.add)
+            store.add_images(preds.images)
+            del preds
+            scene = aligned_in_windows(store)
+    else:
+        scene = global_align(infer_pairs(oracle, views, edges, batch_size=8, device="cpu",
+                                         progress=False))
+    seconds = time.perf_counter() - start
+    aligned, _ = align_poses(scene.poses_c2w, truth.poses_c2w)
+    ate = float(np.sqrt((ate_errors(aligned, truth.poses_c2w) ** 2).mean()))
+    return {"mode": mode, "frames": frames, "pairs": len(edges), "seconds": seconds,
+            "peak_gb": peak_rss_bytes() / GB, "inputs_gb": rss_inputs / GB, "ate": ate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--height", type=int, default=288)
+    parser.add_argument("--one-piece-max", type=int, default=100)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        mode, frames, width, height = args.worker.split(":")
+        print(json.dumps(run_one(mode, int(frames), int(width), int(height))))
+        return
+    print(f"{args.width}x{args.height}, graph {GRAPH} symmetrized, oracle predictions, CPU")
+    print(f"{'mode':>9} {'frames':>6} {'pairs':>5} {'peak GB':>8} {'inputs GB':>9} "
+          f"{'seconds':>8} {'ATE':>8}")
+    for frames in args.frames:
+        for mode in ("windows", "one-piece"):
+            if mode == "one-piece" and frames > args.one_piece_max:
+                continue
+            r = in_fresh_process(__file__, f"{mode}:{frames}:{args.width}:{args.height}", 1)
+            print(f"{r['mode']:>9} {r['frames']:>6} {r['pairs']:>5} {r['peak_gb']:>8.2f} "
+                  f"{r['inputs_gb']:>9.2f} {r['seconds']:>8.1f} {r['ate']:>8.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
