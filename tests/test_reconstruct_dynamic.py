@@ -3,6 +3,7 @@ predictions file, tiny checkpoint), its 4D outputs, and its bad inputs."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -170,3 +171,21 @@ def test_tiny_checkpoint_streams_pairs_to_disk_in_windows(tmp_path):
     assert doc["motion"]["method"].startswith("easi3r") and doc["result"]["frames"] == 8
     assert read_masks(out, 8).shape[0] == 8
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pairs-")]
+
+
+def test_masks_folder_count_is_checked_before_the_weights_load(tmp_path, capsys, monkeypatch):
+    frames = tmp_path / "frames"
+    write_frames(frames, 3)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for k in range(2):
+        Image.fromarray(np.zeros((48, 64), np.uint8)).save(masks / f"{k}.png")
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the masks were checked")
+
+    module = importlib.import_module("recon4d.pipeline.reconstruct")  # not the function
+    monkeypatch.setattr(module, "load_network", no_weights)
+    assert run(frames, "--out", tmp_path / "run", "--weights", f"file:{TINY}",
+               "--masks", masks) == 2
+    assert "2 mask file(s) for 3 frames" in capsys.readouterr().err

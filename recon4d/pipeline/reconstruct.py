@@ -57,7 +57,7 @@ from recon4d.pipeline.motion import (
     refined,
     resolve_method,
 )
-from recon4d.pipeline.user_masks import read_motion_masks
+from recon4d.pipeline.user_masks import mask_files, read_motion_masks
 from recon4d.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -225,6 +225,8 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
     source.require(2)
     method = frames_method(motion, opts.video, source)
     check_motion(motion, method)
+    if method == "given":
+        mask_files(opts.video.masks, len(source))  # the count, before the weights load
     edges = pair_edges(len(source), network)[0]
     if method == "attention":
         check_attention_graph(edges, len(source))
