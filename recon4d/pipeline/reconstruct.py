@@ -117,21 +117,7 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
         known = _known_cameras(prepared, alignment.focal, calib)
         kwargs = {"solver": alignment.solver, "niter": alignment.niter,
                   "conf_threshold": alignment.conf_threshold, "device": str(device)}
-        if windowed is None:
-            video = (None if motion.masks is None
-                     else video_terms(motion.masks, flows, opts.video))
-            scene = align.global_align(prepared.predictions, known=known, progress=progress,
-                                       video=video, **kwargs)
-        else:
-            store, windows = windowed
-
-            def terms(frames: np.ndarray, positions: np.ndarray) -> VideoTerms:
-                return video_terms(motion.masks[frames],
-                                   None if flows is None else flows[positions], opts.video)
-
-            scene = align_windows(store, windows, known,
-                                  None if motion.masks is None else terms, kwargs, progress)
-            scene.dynamic_masks = motion.masks
+        scene = _align(prepared, motion, windowed, flows, opts, known, kwargs, progress)
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
 
@@ -146,6 +132,27 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
                   "result": {"frames": len(scene), "points": int(scene.masks.sum())}}
         write_scene_json(staging, "reconstruct", options_record, record)
     return ReconstructResult(scene, out_dir, sorted(files) + [SCENE_JSON], timing)
+
+
+def _align(prepared: inputs.PreparedInputs, motion: Motion, windowed: Windowed,
+           flows: np.ndarray | None, opts: ReconstructOptions, known: KnownCameras | None,
+           kwargs: dict[str, Any], progress: bool) -> Scene:
+    """Global alignment in one piece, or window by window from the pairs on disk; with the
+    video terms on the dynamic path."""
+    if windowed is None:
+        video = None if motion.masks is None else video_terms(motion.masks, flows, opts.video)
+        return align.global_align(prepared.predictions, known=known, progress=progress,
+                                  video=video, **kwargs)
+    store, windows = windowed
+
+    def terms(frames: np.ndarray, positions: np.ndarray) -> VideoTerms:
+        return video_terms(motion.masks[frames], None if flows is None else flows[positions],
+                           opts.video)
+
+    scene = align_windows(store, windows, known, None if motion.masks is None else terms,
+                          kwargs, progress)
+    scene.dynamic_masks = motion.masks
+    return scene
 
 
 def summary_line(result: ReconstructResult) -> str:
