@@ -189,3 +189,13 @@ def test_masks_folder_count_is_checked_before_the_weights_load(tmp_path, capsys,
     assert run(frames, "--out", tmp_path / "run", "--weights", f"file:{TINY}",
                "--masks", masks) == 2
     assert "2 mask file(s) for 3 frames" in capsys.readouterr().err
+
+
+def test_flow_masks_in_windows_point_at_the_movers(movers, tmp_path):
+    folder, scene = movers
+    out = tmp_path / "win"
+    assert run("--oracle", folder, "--out", out, "--graph", "swin-2-noncyclic", "--window", "6",
+               "--formats", "trajectory,dynamic_mask") == 0
+    masks, truth = read_masks(out, 10), scene.dynamic_mask
+    assert masks.any(axis=(1, 2)).all()  # every frame got its mask from some window
+    assert truth[masks].mean() > 2 * truth.mean()

@@ -10,6 +10,7 @@ it); attention masks come from the probes, which stay in memory (a few hundred b
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from recon4d.align.known import KnownCameras
+from recon4d.dynamics.masks import MotionMasks
 from recon4d.errors import OptionError
 from recon4d.inference import PairPredictions
 from recon4d.inference.pair_store import PairStore
@@ -49,18 +51,20 @@ def store_predictions(store: PairStore, predictions: PairPredictions) -> None:
 
 
 def window_flow_masks(store: PairStore, windows: list[range],
-                      motion: MotionOptions) -> tuple[np.ndarray, str, float]:
-    """(N, H, W) flow masks, window by window from the stored pairs (each frame's from the
-    first window holding it), the method's name and threshold."""
-    masks = np.zeros((store.n_images, store.height, store.width), bool)
+                      motion: MotionOptions) -> MotionMasks:
+    """Flow masks and maps of all frames, window by window from the stored pairs (each
+    frame's from the first window holding it)."""
+    shape = (store.n_images, store.height, store.width)
+    masks, maps = np.zeros(shape, bool), np.zeros(shape, np.float32)
     done = np.zeros(store.n_images, bool)
     for frames in windows:
         frames = np.arange(frames.start, frames.stop)
         estimate = masks_of(store.read(frames), motion, "flow")
         new = ~done[frames]
         masks[frames[new]] = estimate.masks[new]
+        maps[frames[new]] = estimate.maps[new]
         done[frames] = True
-    return masks, estimate.method, estimate.threshold
+    return dataclasses.replace(estimate, masks=masks, maps=maps)
 
 
 def align_windows(store: PairStore, windows: list[range], known: KnownCameras | None,

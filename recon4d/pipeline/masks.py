@@ -52,6 +52,7 @@ from recon4d.pipeline.motion import (
     check_motion,
     load_refiner,
     masks_of,
+    masks_record,
     network_masks,
     refined,
     resolve_method,
@@ -205,11 +206,8 @@ def _write_outputs(staging: Path, frames: MaskedFrames) -> list[str]:
 def _masks_record(frames: MaskedFrames, motion: MotionOptions, method: str) -> dict[str, Any]:
     """What scene.json says about the masks."""
     masks = frames.masks
-    return {"method": masks.method, "threshold": masks.threshold,
-            "passes": motion.passes if method == "attention" else 1,
-            "frames": len(masks.masks), "model_size": list(masks.masks.shape[1:]),
-            "moving_fraction": round(float(masks.masks.mean()), 6),
-            "sam2": frames.sam2}
+    return {**masks_record(masks, motion, method), "frames": len(masks.masks),
+            "model_size": list(masks.masks.shape[1:]), "sam2": frames.sam2}
 
 
 def _options_record(opts: MasksOptions, source: str,

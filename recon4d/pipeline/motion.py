@@ -27,8 +27,8 @@ from recon4d.inference.engine import PairSink, has_encoder
 from recon4d.inference.run import LoadedNetwork, NetworkRun
 from recon4d.options import MotionOptions
 
-__all__ = ["check_motion", "load_refiner", "masks_of", "network_masks", "refined",
-           "resolve_method"]
+__all__ = ["check_motion", "load_refiner", "masks_of", "masks_record", "network_masks",
+           "refined", "resolve_method"]
 
 
 def resolve_method(motion: MotionOptions, source: str, has_probes: bool = False) -> str:
@@ -83,6 +83,13 @@ def refined(masks: MotionMasks, images: Any, refiner: Sam2Refiner | None) -> Mot
                          "(rerun `recon4d infer`, which keeps them)")
     return dataclasses.replace(masks, masks=refine_masks(refiner, images, masks.masks),
                                method=f"{masks.method}+sam2")
+
+
+def masks_record(masks: MotionMasks, motion: MotionOptions, method: str) -> dict[str, Any]:
+    """What scene.json says about an estimator's masks (both commands)."""
+    return {"method": masks.method, "threshold": masks.threshold,
+            "passes": motion.passes if method == "attention" else 1,
+            "moving_fraction": round(float(masks.masks.mean()), 6)}
 
 
 def check_attention_graph(edges: np.ndarray, n_frames: int) -> None:

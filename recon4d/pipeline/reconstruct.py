@@ -53,6 +53,7 @@ from recon4d.pipeline.motion import (
     check_motion,
     load_refiner,
     masks_of,
+    masks_record,
     network_masks,
     refined,
     resolve_method,
@@ -263,11 +264,9 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
                                run.predictions.images, refiner)
             found = _estimated(method, estimate, motion)
         else:
-            masks, name, threshold = window_flow_masks(store, windows, motion)
-            found = _estimated(method, refined(MotionMasks(masks, np.zeros(masks.shape,
-                                                                           np.float32),
-                                                           threshold, name),
-                                               run.predictions.images, refiner), motion)
+            estimate = window_flow_masks(store, windows, motion)
+            found = _estimated(method, refined(estimate, run.predictions.images, refiner),
+                               motion)
     elif method == "given":
         geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
                       for frame in source.frames]
@@ -277,10 +276,7 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
 
 def _estimated(method: str, estimate: MotionMasks, motion: MotionOptions) -> Motion:
     """The Motion of an estimator's masks, with its scene.json record."""
-    record = {"method": estimate.method, "threshold": estimate.threshold,
-              "passes": motion.passes if method == "attention" else 1,
-              "moving_fraction": round(float(estimate.masks.mean()), 6)}
-    return Motion(method, estimate.masks, estimate, record)
+    return Motion(method, estimate.masks, estimate, masks_record(estimate, motion, method))
 
 
 def _given(prepared: inputs.PreparedInputs, video: VideoOptions,
