@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from recon4d import models
+from recon4d.cli import main
 from recon4d.dynamics import sam2_refine
 from recon4d.dynamics.masks import MotionMasks
 from recon4d.dynamics.sam2_refine import config_for, load_sam2, refine_masks, sam2_masks
@@ -25,6 +26,7 @@ from recon4d.errors import CheckpointError, InputError, OptionError, Recon4dErro
 from recon4d.io.layout import SCENE_JSON
 from recon4d.options import MotionOptions
 from recon4d.pipeline import motion as motion_masks
+from recon4d.synthetic import generate_scene, write_scene
 from tests.test_masks_cli import image_folder, masks_cli, network, read_pngs
 
 build_sam = pytest.importorskip(
@@ -150,6 +152,18 @@ def test_masks_command_refines_both_attention_passes(tmp_path, checkpoint, monke
     assert scene["masks"]["sam2"]["config"] == CONFIG
     assert scene["options"]["motion"]["sam2"] == str(checkpoint)
     assert read_pngs(out, 3).shape[0] == 3
+
+
+def test_reconstruct_records_the_refinement(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setattr(motion_masks, "load_sam2", functools.partial(load_sam2, image_size=SIZE))
+    folder = write_scene(generate_scene(frames=4, width=64, height=48, movers=1, seed=0),
+                         tmp_path / "scene")
+    out = tmp_path / "out"
+    assert main(["reconstruct", "--oracle", str(folder), "--out", str(out), "--sam2",
+                 str(checkpoint), "--graph", "swin-1", "--formats", "trajectory"]) == 0
+    record = json.loads((out / SCENE_JSON).read_text())["motion"]
+    assert record["method"] == "flow:dis+sam2"
+    assert record["sam2"]["config"] == CONFIG and record["sam2"]["checkpoint"] == str(checkpoint)
 
 
 def test_refinement_needs_the_frames(refiner):

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from recon4d.dynamics.masks import MotionMasks
-from recon4d.dynamics.sam2_refine import Sam2Refiner
 from recon4d.inference.engine import requested_device
 from recon4d.inference.run import check_network, load_network, pair_edges
 from recon4d.io import collect_frames
@@ -56,6 +55,7 @@ from recon4d.pipeline.motion import (
     network_masks,
     refined,
     resolve_method,
+    sam2_record,
 )
 from recon4d.viz.overlay import frame_rate, tint_moving, write_gif, write_mp4
 
@@ -134,11 +134,6 @@ def summary_line(result: MasksResult) -> str:
             f"-> {result.out_dir}")
 
 
-def _record(refiner: Sam2Refiner | None) -> dict[str, Any] | None:
-    """The refiner's scene.json record (None without one)."""
-    return None if refiner is None else refiner.record()
-
-
 def _from_frames(input: str | os.PathLike, opts: MasksOptions, method: str,
                  progress: bool) -> MaskedFrames:
     """Frames -> network pass(es) -> masks; the graph is checked before the weights load."""
@@ -154,7 +149,7 @@ def _from_frames(input: str | os.PathLike, opts: MasksOptions, method: str,
     geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
                   for frame in source.frames]
     return MaskedFrames(masks, run.predictions.images, source.timestamps, geometries,
-                        run.record(), _record(refiner))
+                        run.record(), sam2_record(refiner))
 
 
 def _from_npz(prepared: PreparedInputs, opts: MasksOptions, method: str) -> MaskedFrames:
@@ -166,7 +161,7 @@ def _from_npz(prepared: PreparedInputs, opts: MasksOptions, method: str) -> Mask
     masks = masks_of(preds, opts.motion, method)
     refiner = load_refiner(opts.motion, requested_device(opts.network.device))
     return MaskedFrames(refined(masks, images, refiner), images, prepared.timestamps, None,
-                        record, _record(refiner))
+                        record, sam2_record(refiner))
 
 
 def _from_oracle(scene_dir: str | os.PathLike, opts: MasksOptions,
@@ -178,7 +173,7 @@ def _from_oracle(scene_dir: str | os.PathLike, opts: MasksOptions,
     masks = masks_of(preds, opts.motion, "flow")
     refiner = load_refiner(opts.motion, requested_device(opts.network.device))
     return MaskedFrames(refined(masks, preds.images, refiner), preds.images,
-                        prepared.timestamps, None, prepared.record, _record(refiner))
+                        prepared.timestamps, None, prepared.record, sam2_record(refiner))
 
 
 def _write_outputs(staging: Path, frames: MaskedFrames) -> list[str]:
@@ -206,8 +201,8 @@ def _write_outputs(staging: Path, frames: MaskedFrames) -> list[str]:
 def _masks_record(frames: MaskedFrames, motion: MotionOptions, method: str) -> dict[str, Any]:
     """What scene.json says about the masks."""
     masks = frames.masks
-    return {**masks_record(masks, motion, method), "frames": len(masks.masks),
-            "model_size": list(masks.masks.shape[1:]), "sam2": frames.sam2}
+    return {**masks_record(masks, motion, method, None), "sam2": frames.sam2,
+            "frames": len(masks.masks), "model_size": list(masks.masks.shape[1:])}
 
 
 def _options_record(opts: MasksOptions, source: str,

@@ -85,11 +85,18 @@ def refined(masks: MotionMasks, images: Any, refiner: Sam2Refiner | None) -> Mot
                                method=f"{masks.method}+sam2")
 
 
-def masks_record(masks: MotionMasks, motion: MotionOptions, method: str) -> dict[str, Any]:
+def sam2_record(refiner: Sam2Refiner | None) -> dict[str, Any] | None:
+    """The SAM 2 refinement's scene.json record (None without one)."""
+    return None if refiner is None else refiner.record()
+
+
+def masks_record(masks: MotionMasks, motion: MotionOptions, method: str,
+                 refiner: Sam2Refiner | None) -> dict[str, Any]:
     """What scene.json says about an estimator's masks (both commands)."""
     return {"method": masks.method, "threshold": masks.threshold,
             "passes": motion.passes if method == "attention" else 1,
-            "moving_fraction": round(float(masks.masks.mean()), 6)}
+            "moving_fraction": round(float(masks.masks.mean()), 6),
+            "sam2": sam2_record(refiner)}
 
 
 def check_attention_graph(edges: np.ndarray, n_frames: int) -> None:

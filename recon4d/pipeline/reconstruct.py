@@ -22,6 +22,7 @@ from recon4d import align
 from recon4d.align.known import KnownCameras
 from recon4d.align.video import VideoTerms
 from recon4d.dynamics.masks import MotionMasks
+from recon4d.dynamics.sam2_refine import Sam2Refiner
 from recon4d.errors import InputError
 from recon4d.inference.engine import requested_device
 from recon4d.inference.pair_store import PairStore
@@ -195,7 +196,7 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
     else:
         refiner = load_refiner(motion, requested_device(opts.network.device))
         found = _estimated(method, refined(masks_of(preds, motion, method), preds.images,
-                                           refiner), motion)
+                                           refiner), motion, refiner)
     windows = windows_for(len(prepared.names), preds.edges, video.window)
     if len(windows) == 1:
         return prepared, found, None
@@ -251,7 +252,7 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
     if method == "attention":
         run, estimate = network_masks(loaded, motion, method, refiner, heads=True,
                                       progress=progress, sink=sink)
-        found = _estimated(method, estimate, motion)
+        found = _estimated(method, estimate, motion, refiner)
     else:
         run = loaded.run(progress=progress, sink=sink)
         found = Motion(method)
@@ -262,11 +263,11 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
         if store is None:
             estimate = refined(masks_of(run.predictions, motion, method),
                                run.predictions.images, refiner)
-            found = _estimated(method, estimate, motion)
+            found = _estimated(method, estimate, motion, refiner)
         else:
             estimate = window_flow_masks(store, windows, motion)
             found = _estimated(method, refined(estimate, run.predictions.images, refiner),
-                               motion)
+                               motion, refiner)
     elif method == "given":
         geometries = [loader_geometry(*upright_size(frame), size=loaded.size)
                       for frame in source.frames]
@@ -274,9 +275,11 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
     return prepared, found, None if store is None else (store, windows)
 
 
-def _estimated(method: str, estimate: MotionMasks, motion: MotionOptions) -> Motion:
+def _estimated(method: str, estimate: MotionMasks, motion: MotionOptions,
+               refiner: Sam2Refiner | None) -> Motion:
     """The Motion of an estimator's masks, with its scene.json record."""
-    return Motion(method, estimate.masks, estimate, masks_record(estimate, motion, method))
+    return Motion(method, estimate.masks, estimate,
+                  masks_record(estimate, motion, method, refiner))
 
 
 def _given(prepared: inputs.PreparedInputs, video: VideoOptions,

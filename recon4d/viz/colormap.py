@@ -55,12 +55,17 @@ def colorize(values: np.ndarray, lo: float, hi: float, lut: np.ndarray = VIRIDIS
     return rgb
 
 
+def inverse_depths(depths: np.ndarray) -> np.ndarray:
+    """float32 1 / depth, NaN where depth <= 0 (no surface), so colour ranges skip those pixels."""
+    depths = np.asarray(depths, dtype=np.float32)
+    with np.errstate(divide="ignore"):
+        return np.where(depths > 0, 1 / depths, np.float32(np.nan))
+
+
 def inverse_depth_colours(depths: np.ndarray) -> np.ndarray:
     """(..., 3) uint8: inverse depth colour-mapped with one robust range over all `depths` (near
     is bright); depth <= 0 (no surface) is black."""
-    depths = np.asarray(depths, dtype=np.float32)
-    with np.errstate(divide="ignore"):
-        inverse = np.where(depths > 0, 1 / depths, np.float32(np.nan))
+    inverse = inverse_depths(depths)
     return colorize(inverse, *percentile_range(inverse))
 
 

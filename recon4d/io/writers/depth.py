@@ -10,7 +10,7 @@ from PIL import Image
 from recon4d.io.layout import DEPTH_COLOR_DIR, DEPTH_DIR, frame_file
 from recon4d.io.writers.files import save_npy, save_png
 from recon4d.scene import Scene
-from recon4d.viz.colormap import apply_colormap
+from recon4d.viz.colormap import colorize, inverse_depths, percentile_range
 
 PNG_MAX = 65535
 
@@ -39,24 +39,10 @@ def write_depth_png(scene: Scene, out_dir: Path, scale: float) -> list[str]:
     return files
 
 
-def inverse_depth_range(depths: np.ndarray) -> tuple[float, float]:
-    """2nd and 98th percentiles of inverse depth over all positive depths of the scene."""
-    positive = depths[depths > 0]
-    if positive.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(1.0 / positive, [2, 98])
-    return float(lo), float(hi)
-
-
 def write_depth_color(scene: Scene, out_dir: Path) -> list[str]:
     """Write `depth_color/NNNNNN.png`: inverse depth, one range for the whole scene, near bright."""
-    lo, hi = inverse_depth_range(scene.depths)
-    span = hi - lo if hi > lo else 1.0
+    lo, hi = percentile_range(inverse_depths(scene.depths))
     files = [frame_file(DEPTH_COLOR_DIR, i, ".png") for i in range(len(scene))]
     for path, depth in zip(files, scene.depths, strict=True):
-        with np.errstate(divide="ignore"):
-            inv = np.where(depth > 0, 1.0 / depth, np.nan)
-        rgb = apply_colormap((inv - lo) / span)
-        rgb[~(depth > 0)] = 0
-        save_png(out_dir / path, Image.fromarray(rgb))
+        save_png(out_dir / path, Image.fromarray(colorize(inverse_depths(depth), lo, hi)))
     return files
