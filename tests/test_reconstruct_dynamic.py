@@ -153,8 +153,13 @@ def test_long_video_in_windows_matches_one_piece(movers, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pairs-")]
 
 
-def test_window_longer_than_the_video_is_refused(movers, tmp_path, capsys):
+def test_window_longer_than_the_video_is_refused(movers, tmp_path, capsys, monkeypatch):
     folder, _ = movers
+
+    def no_predictions(*args, **kwargs):
+        raise AssertionError("predictions made before the window was checked")
+    monkeypatch.setattr(importlib.import_module("recon4d.pipeline.inputs"), "infer_pairs",
+                        no_predictions)
     assert run("--oracle", folder, "--out", tmp_path / "out", "--window", "40") == 2
     assert "--window 40 is larger than the video (10 frames)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

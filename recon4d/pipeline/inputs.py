@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,13 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
 
 
 def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
-                progress: bool = True, static: bool = True,
-                sink: PairSink | None = None) -> PreparedInputs:
+                progress: bool = True, static: bool = True, sink: PairSink | None = None,
+                check_graph: Callable[[int, np.ndarray], object] | None = None
+                ) -> PreparedInputs:
     """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network,
     so of `network` only the input size, pair graph and batch size apply. `static`: the caller
-    treats every pixel as static (a scene with movers is then worth a warning)."""
+    treats every pixel as static (a scene with movers is then worth a warning). `check_graph`
+    sees (frame count, edges) before any prediction, to refuse bad options early."""
     scene = load_scene(scene_dir)
     if scene.num_frames < 2:
         raise InputError(f"{scene_dir}: {scene.num_frames} frame(s), at least 2 needed")
@@ -102,6 +105,8 @@ def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
     oracle = OracleModel(scene)
     views = oracle.views(network.size)
     edges, graph = pair_edges(scene.num_frames, network)
+    if check_graph is not None:
+        check_graph(scene.num_frames, edges)
     preds = infer_pairs(oracle, views, edges, batch_size=network.batch_size or 8, device="cpu",
                         progress=progress, sink=sink)
     height, width = scene.shape

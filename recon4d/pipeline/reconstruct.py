@@ -188,8 +188,9 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
         method = _file_method(motion, video, "oracle", False, True)
     check_motion(motion, method)
     if oracle is not None:
-        prepared = inputs.from_oracle(oracle, opts.network, progress=progress,
-                                      static=method == "none")
+        prepared = inputs.from_oracle(
+            oracle, opts.network, progress=progress, static=method == "none",
+            check_graph=lambda n, edges: windows_for(n, edges, video.window))
     preds = prepared.predictions
     if method in ("none", "given"):
         found = _given(prepared, video, None) if method == "given" else Motion("none")
