@@ -6,13 +6,10 @@ manifest. A case whose kind has no runner fails.
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
-from safetensors.numpy import load_file
 
 from tests.conftest import GOLDEN_DIR, load_manifest
-from tests.golden_runners.compare import assert_matches
+from tests.golden_runners.compare import check_case
 
 # kind -> "module:function" in tests.golden_runners
 RUNNERS = {
@@ -30,26 +27,6 @@ RUNNERS = {
 CASES = load_manifest()["cases"]
 
 
-def _runner(kind: str):
-    module, func = RUNNERS[kind].split(":")
-    return getattr(importlib.import_module(f"tests.golden_runners.{module}"), func)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_golden_case(case: dict) -> None:
-    kind = case["kind"]
-    if kind not in RUNNERS:
-        pytest.fail(f"golden case {case['name']!r} has unknown kind {kind!r}")
-    actual = _runner(kind)(case, GOLDEN_DIR)
-    expected_file = case["files"].get("expected")
-    if expected_file is None:
-        assert actual is None, f"{kind} runner returned tensors but the case has no expected file"
-        return
-    expected = load_file(str(GOLDEN_DIR / expected_file))
-    assert actual is not None, f"{kind} runner returned nothing to compare"
-    missing = sorted(set(expected) - set(actual))
-    assert not missing, f"{case['name']}: runner did not produce {missing}"
-    per_tensor = case.get("tensor_tolerances", {})
-    for name, exp in expected.items():
-        tol = per_tensor.get(name, case)
-        assert_matches(f"{case['name']}:{name}", actual[name], exp, tol["atol"], tol["rtol"])
+    check_case(case, GOLDEN_DIR, RUNNERS)

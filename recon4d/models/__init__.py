@@ -1,5 +1,7 @@
 """recon4d.models: the DUSt3R/MASt3R network, its architecture and checkpoint loading.
 
+SLAM3R's two networks (I2P, L2W) and their loader are in `recon4d.models.slam3r`.
+
 `load_model` and `build_model` are imported on first use, so that importing a light submodule
 (`recon4d.models.config`, `.registry`) does not pull in torch and huggingface_hub.
 """

@@ -47,11 +47,12 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """Self-attention, cross-attention to the other view's tokens (through `norm_y`), MLP."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_mem: bool) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_mem: bool,
+                 cross_attention: type[CrossAttention] = CrossAttention) -> None:
         super().__init__()
         self.norm1 = layer_norm(dim)
         self.attn = SelfAttention(dim, num_heads)
-        self.cross_attn = CrossAttention(dim, num_heads)
+        self.cross_attn = cross_attention(dim, num_heads)
         self.norm2 = layer_norm(dim)
         self.norm3 = layer_norm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))

@@ -16,10 +16,13 @@ from recon4d.errors import CheckpointError
 from recon4d.models.config import ModelConfig
 
 ARCHS = ("AsymmetricCroCo3DStereo", "AsymmetricMASt3R")
+# value types by keyword name (SLAM3R's extra keywords included; which names a class accepts is
+# decided by the caller of `parse_call`)
 INT_FIELDS = {"enc_embed_dim", "enc_depth", "enc_num_heads", "dec_embed_dim", "dec_depth",
-              "dec_num_heads", "patch_size"}
-BOOL_FIELDS = {"norm_im2_in_dec", "landscape_only", "two_confs"}
-STR_FIELDS = {"pos_embed", "head_type", "output_mode", "patch_embed_cls", "freeze", "desc_mode"}
+              "dec_num_heads", "patch_size", "enc_minibatch", "corr_depth"}
+BOOL_FIELDS = {"norm_im2_in_dec", "landscape_only", "two_confs", "need_encoder"}
+STR_FIELDS = {"pos_embed", "head_type", "output_mode", "patch_embed_cls", "freeze", "desc_mode",
+              "mv_dec1", "mv_dec2", "input_type"}
 MODE_FIELDS = {"depth_mode", "conf_mode", "desc_conf_mode"}
 KWARGS = {f.name for f in dataclasses.fields(ModelConfig)} - {"arch", "extra"}
 INF_TOKENS = {"inf": math.inf, "Infinity": math.inf, "-inf": -math.inf, "-Infinity": -math.inf}
@@ -78,6 +81,13 @@ def parse_constructor(text: str) -> ModelConfig:
 
     Raises CheckpointError for anything but one call of a known class with whitelisted keywords.
     """
+    arch, kwargs = parse_call(text, ARCHS, KWARGS)
+    return ModelConfig(arch=arch, **kwargs)
+
+
+def parse_call(text: str, classes: tuple[str, ...], allowed: set[str]) -> tuple[str, dict]:
+    """(class name, type-checked keyword arguments) of a constructor string calling one of
+    `classes` with keywords from `allowed`; CheckpointError for anything else."""
     if not isinstance(text, str):
         raise CheckpointError(f"model constructor must be a string, got {type(text).__name__}")
     try:
@@ -86,15 +96,15 @@ def parse_constructor(text: str) -> ModelConfig:
         raise CheckpointError(f"model constructor is not valid Python call syntax: {exc}") from None
     if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
         raise CheckpointError(f"model constructor must be one call of a model class: {text!r}")
-    if call.func.id not in ARCHS:
-        raise CheckpointError(f"unknown model class {call.func.id!r} (expected one of {ARCHS})")
+    if call.func.id not in classes:
+        raise CheckpointError(f"unknown model class {call.func.id!r} (expected one of {classes})")
     if call.args:
         raise CheckpointError("model constructor: positional arguments are not allowed")
     kwargs: dict[str, object] = {}
     for kw in call.keywords:
         if kw.arg is None:
             raise CheckpointError("model constructor: **kwargs expansion is not allowed")
-        if kw.arg not in KWARGS:
+        if kw.arg not in allowed:
             raise CheckpointError(f"model constructor: unknown argument {kw.arg!r}")
         if kw.arg in kwargs:
             raise CheckpointError(f"model constructor: argument {kw.arg!r} given twice")
@@ -103,7 +113,7 @@ def parse_constructor(text: str) -> ModelConfig:
         except RecursionError:
             raise CheckpointError(f"model constructor: value of {kw.arg!r} nests too deeply"
                                   ) from None
-    return ModelConfig(arch=call.func.id, **kwargs)
+    return call.func.id, kwargs
 
 
 def inference_rewrite(text: str) -> str:
@@ -135,10 +145,15 @@ def config_from_hf(d: dict) -> ModelConfig:
     Unknown keys are kept in `extra`; the class is AsymmetricMASt3R when the output mode carries
     descriptors (`pts3d+desc<D>`) or the head is `catmlp+dpt`, else AsymmetricCroCo3DStereo.
     """
-    if not isinstance(d, dict):
-        raise CheckpointError(f"config.json must hold a JSON object, got {type(d).__name__}")
-    kwargs = {k: _checked(k, _from_json(v)) for k, v in d.items() if k in KWARGS}
-    extra = {k: v for k, v in d.items() if k not in KWARGS}
+    kwargs, extra = hf_kwargs(d, KWARGS)
     mast3r = kwargs.get("head_type") == "catmlp+dpt" or bool(
         re.fullmatch(r"pts3d\+desc\d+", str(kwargs.get("output_mode", ""))))
     return ModelConfig(arch=ARCHS[1] if mast3r else ARCHS[0], extra=extra, **kwargs)
+
+
+def hf_kwargs(d: dict, allowed: set[str]) -> tuple[dict, dict]:
+    """(type-checked constructor kwargs among `allowed`, other entries) of a config.json dict."""
+    if not isinstance(d, dict):
+        raise CheckpointError(f"config.json must hold a JSON object, got {type(d).__name__}")
+    kwargs = {k: _checked(k, _from_json(v)) for k, v in d.items() if k in allowed}
+    return kwargs, {k: v for k, v in d.items() if k not in allowed}

@@ -102,11 +102,22 @@ def load_weights(model: nn.Module, checkpoint: Checkpoint, device: str | torch.d
 
 def _open_pth(path: Path, as_trained: bool) -> Checkpoint:
     """An official `.pth`: its state dict and the architecture of its constructor string."""
+    state, constructor = read_pth(path)
+    try:
+        config = parse_constructor(constructor if as_trained else inference_rewrite(constructor))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return Checkpoint(path, config, {k: tuple(v.shape) for k, v in state.items()},
+                      state.__getitem__)
+
+
+def read_pth(path: Path) -> tuple[Mapping[str, torch.Tensor], str]:
+    """(state dict, constructor string `args.model`) of an official `.pth`, loaded safely."""
     content = _torch_load(path)
     state = content.get("model") if isinstance(content, Mapping) else None
     if not isinstance(state, Mapping):
         raise CheckpointError(
-            f"{path}: not an official DUSt3R/MASt3R checkpoint: expected a dict with a 'model' "
+            f"{path}: not an official checkpoint: expected a dict with a 'model' "
             f"state dict and 'args', found {_describe(content)}")
     constructor = getattr(content.get("args"), "model", None)
     if not isinstance(constructor, str):
@@ -117,12 +128,7 @@ def _open_pth(path: Path, as_trained: bool) -> Checkpoint:
            or not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: non-tensor entries in the state dict: {_listing(bad)}")
-    try:
-        config = parse_constructor(constructor if as_trained else inference_rewrite(constructor))
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    return Checkpoint(path, config, {k: tuple(v.shape) for k, v in state.items()},
-                      state.__getitem__)
+    return state, constructor
 
 
 def _torch_load(path: Path) -> object:
@@ -162,6 +168,21 @@ def _reason(exc: Exception) -> str:
 
 def _open_hf_folder(path: Path) -> Checkpoint:
     """A Hugging Face folder: architecture from config.json, tensors from model.safetensors."""
+    kwargs, shapes, read = read_hf_folder(path)
+    if any(k.startswith("mv_dec_blocks") for k in shapes):
+        raise CheckpointError(f"{path}: a SLAM3R checkpoint (I2P or L2W), not a DUSt3R-family "
+                              "one; load it with recon4d.models.slam3r.load_slam3r")
+    try:
+        config = config_from_hf(kwargs)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path / hub.HF_FILES[0]}: {exc}") from None
+    return Checkpoint(path, config, shapes, read)
+
+
+def read_hf_folder(
+    path: Path,
+) -> tuple[dict, dict[str, tuple[int, ...]], Callable[[str], torch.Tensor]]:
+    """(config.json dict, tensor shapes, tensor reader) of a Hugging Face model folder."""
     config_file, weights_file = (path / name for name in hub.HF_FILES)
     for required in (config_file, weights_file):
         if not required.is_file():
@@ -175,15 +196,11 @@ def _open_hf_folder(path: Path) -> Checkpoint:
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"{config_file}: expected a JSON object of constructor arguments")
     try:
-        config = config_from_hf(kwargs)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{config_file}: {exc}") from None
-    try:
         tensors = safe_open(str(weights_file), framework="pt", device="cpu")
         shapes = {k: tuple(tensors.get_slice(k).get_shape()) for k in tensors.keys()}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_file}: not a readable safetensors file ({exc})") from None
-    return Checkpoint(path, config, shapes, tensors.get_tensor)
+    return kwargs, shapes, tensors.get_tensor
 
 
 def match_keys(checkpoint: Checkpoint, model: nn.Module) -> dict[str, str]:

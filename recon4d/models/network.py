@@ -28,7 +28,7 @@ ARCHS = ("AsymmetricCroCo3DStereo", "AsymmetricMASt3R")
 PATCH_EMBEDS = {"PatchEmbedDust3R": PatchEmbedDust3R, "ManyAR_PatchEmbed": ManyARPatchEmbed}
 
 
-def _rope_base(pos_embed: str) -> float:
+def rope_base(pos_embed: str) -> float:
     """Base of a 'RoPE<base>' position embedding; anything else is unsupported."""
     try:
         if pos_embed.startswith("RoPE"):
@@ -38,12 +38,13 @@ def _rope_base(pos_embed: str) -> float:
     raise CheckpointError(f"unsupported pos_embed {pos_embed!r} (only 'RoPE<base>', e.g. RoPE100)")
 
 
-def validate_config(cfg: ModelConfig) -> None:
-    """Raise CheckpointError naming the first setting this network cannot build."""
-    _rope_base(cfg.pos_embed)
+def validate_config(cfg: ModelConfig, archs: tuple[str, ...] = ARCHS) -> None:
+    """Raise CheckpointError naming the first setting this network (class one of `archs`)
+    cannot build."""
+    rope_base(cfg.pos_embed)
     problems = []
-    if cfg.arch not in ARCHS:
-        problems.append(f"architecture {cfg.arch!r} is not one of {ARCHS}")
+    if cfg.arch not in archs:
+        problems.append(f"architecture {cfg.arch!r} is not one of {archs}")
     if cfg.patch_embed_cls not in PATCH_EMBEDS:
         problems.append(f"patch_embed_cls {cfg.patch_embed_cls!r} is not one of "
                         f"{tuple(PATCH_EMBEDS)}")
@@ -61,7 +62,7 @@ def validate_config(cfg: ModelConfig) -> None:
         if cfg.conf_mode is None and not cfg.two_confs:
             problems.append("AsymmetricMASt3R without conf_mode needs two_confs=True")
     elif cfg.head_type not in ("linear", "dpt") or cfg.output_mode != "pts3d":
-        problems.append("AsymmetricCroCo3DStereo needs head_type 'linear' or 'dpt' and "
+        problems.append(f"{cfg.arch} needs head_type 'linear' or 'dpt' and "
                         f"output_mode 'pts3d', got {cfg.head_type!r}, {cfg.output_mode!r}")
     if "dpt" in cfg.head_type and (cfg.dec_depth <= 9 or cfg.patch_size != 16):
         problems.append(f"DPT heads need dec_depth > 9 and patch_size 16, got {cfg.dec_depth}, "
@@ -89,7 +90,7 @@ def interleave(t1: torch.Tensor, t2: torch.Tensor) -> tuple[torch.Tensor, torch.
             torch.stack((t2, t1), dim=1).flatten(0, 1))
 
 
-def _true_shape(view: dict) -> torch.Tensor:
+def view_true_shape(view: dict) -> torch.Tensor:
     """The view's B x 2 (H, W) `true_shape` as a tensor; the image size when absent."""
     shape, img = view.get("true_shape"), view.get("img")
     if shape is None:
@@ -115,82 +116,21 @@ def _transposed(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.transpose(1, 2) for k, v in pred.items()}
 
 
-class Dust3rNetwork(nn.Module):
-    """AsymmetricCroCo3DStereo / AsymmetricMASt3R with the official module and parameter names."""
+class EncoderHeadsMixin:
+    """The encoder trunk and the head runner shared by the pair network and the SLAM3R networks.
 
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        validate_config(cfg)
-        self.config = cfg
-        self.record_probes = False  # set by `recon4d.models.probes.probing`
-        enc, dec = cfg.enc_embed_dim, cfg.dec_embed_dim
-        self.rope = RoPE2D(_rope_base(cfg.pos_embed))
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, dec))  # unused, kept for the state dict
-        self.patch_embed = PATCH_EMBEDS[cfg.patch_embed_cls](enc, cfg.patch_size)
-        self.enc_blocks = nn.ModuleList(
-            EncoderBlock(enc, cfg.enc_num_heads, cfg.mlp_ratio) for _ in range(cfg.enc_depth))
-        self.enc_norm = layer_norm(enc)
-        self.decoder_embed = nn.Linear(enc, dec)
-        self.dec_blocks = self._decoder_blocks(cfg)
-        self.dec_norm = layer_norm(dec)
-        self.dec_blocks2 = self._decoder_blocks(cfg)
-        self.downstream_head1 = make_head(cfg)
-        self.downstream_head2 = make_head(cfg)
+    Needs `config`, `rope`, `patch_embed`, `enc_blocks` and `downstream_head{1,2}` attributes.
+    """
 
-    @staticmethod
-    def _decoder_blocks(cfg: ModelConfig) -> nn.ModuleList:
-        return nn.ModuleList(
-            DecoderBlock(cfg.dec_embed_dim, cfg.dec_num_heads, cfg.mlp_ratio, cfg.norm_im2_in_dec)
-            for _ in range(cfg.dec_depth))
-
-    def encode(
+    def encoder_tokens(
         self, img: torch.Tensor, true_shape: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder tokens B x T x enc_dim (after enc_norm) and positions B x T x 2 of B images.
-
-        Each image is encoded on its own (no attention across the batch), so tokens can be
-        computed once per image and reused by every pair it belongs to (`decode`).
-        """
+        """Tokens after the last encoder block, before `enc_norm` (B x T x enc_dim), positions."""
         x, pos = self.patch_embed(img, true_shape)
         rope = self.rope.coefs(pos, self.config.enc_embed_dim // self.config.enc_num_heads)
         for block in self.enc_blocks:
             x = block(x, rope)
-        return self.enc_norm(x), pos
-
-    def _encode_image_pairs(
-        self, img1: torch.Tensor, img2: torch.Tensor, true_shape1: torch.Tensor,
-        true_shape2: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(feat1, feat2, pos1, pos2); equal-size views go through the encoder as one batch."""
-        if img1.shape[-2:] == img2.shape[-2:]:
-            shape = torch.cat((torch.as_tensor(true_shape1), torch.as_tensor(true_shape2)))
-            feat, pos = self.encode(torch.cat((img1, img2)), shape)
-            feat1, feat2 = feat.chunk(2)
-            pos1, pos2 = pos.chunk(2)
-            return feat1, feat2, pos1, pos2
-        feat1, pos1 = self.encode(img1, true_shape1)
-        feat2, pos2 = self.encode(img2, true_shape2)
-        return feat1, feat2, pos1, pos2
-
-    def _decoder(
-        self, f1: torch.Tensor, pos1: torch.Tensor, f2: torch.Tensor, pos2: torch.Tensor,
-        probe1: CrossProbe | None = None, probe2: CrossProbe | None = None,
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Head input lists [encoder output, layer 1, ..., dec_norm(layer L)] of both sides.
-
-        Both sides advance in lock-step: layer l of each side reads layer l-1 of both. Each
-        side's cross-attention gets that side's probe in every layer.
-        """
-        head_dim = self.config.dec_embed_dim // self.config.dec_num_heads
-        rope1, rope2 = self.rope.coefs(pos1, head_dim), self.rope.coefs(pos2, head_dim)
-        dec1, dec2 = [f1], [f2]
-        x, y = self.decoder_embed(f1), self.decoder_embed(f2)
-        for block1, block2 in zip(self.dec_blocks, self.dec_blocks2, strict=True):
-            x, y = block1(x, y, rope1, rope2, probe1), block2(y, x, rope2, rope1, probe2)
-            dec1.append(x)
-            dec2.append(y)
-        dec1[-1], dec2[-1] = self.dec_norm(x), self.dec_norm(y)
-        return dec1, dec2
+        return x, pos
 
     def _run_head(
         self, head: nn.Module, decout: list[torch.Tensor], size: tuple[int, int]
@@ -237,6 +177,81 @@ class Dust3rNetwork(nn.Module):
                 return self._landscape_head(head, decout, img_shape)
             return self._run_head(head, decout, (int(img_shape[0, 0]), int(img_shape[0, 1])))
 
+
+class Dust3rNetwork(EncoderHeadsMixin, nn.Module):
+    """AsymmetricCroCo3DStereo / AsymmetricMASt3R with the official module and parameter names."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        validate_config(cfg)
+        self.config = cfg
+        self.record_probes = False  # set by `recon4d.models.probes.probing`
+        enc, dec = cfg.enc_embed_dim, cfg.dec_embed_dim
+        self.rope = RoPE2D(rope_base(cfg.pos_embed))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dec))  # unused, kept for the state dict
+        self.patch_embed = PATCH_EMBEDS[cfg.patch_embed_cls](enc, cfg.patch_size)
+        self.enc_blocks = nn.ModuleList(
+            EncoderBlock(enc, cfg.enc_num_heads, cfg.mlp_ratio) for _ in range(cfg.enc_depth))
+        self.enc_norm = layer_norm(enc)
+        self.decoder_embed = nn.Linear(enc, dec)
+        self.dec_blocks = self._decoder_blocks(cfg)
+        self.dec_norm = layer_norm(dec)
+        self.dec_blocks2 = self._decoder_blocks(cfg)
+        self.downstream_head1 = make_head(cfg)
+        self.downstream_head2 = make_head(cfg)
+
+    @staticmethod
+    def _decoder_blocks(cfg: ModelConfig) -> nn.ModuleList:
+        return nn.ModuleList(
+            DecoderBlock(cfg.dec_embed_dim, cfg.dec_num_heads, cfg.mlp_ratio, cfg.norm_im2_in_dec)
+            for _ in range(cfg.dec_depth))
+
+    def encode(
+        self, img: torch.Tensor, true_shape: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder tokens B x T x enc_dim (after enc_norm) and positions B x T x 2 of B images.
+
+        Each image is encoded on its own (no attention across the batch), so tokens can be
+        computed once per image and reused by every pair it belongs to (`decode`).
+        """
+        x, pos = self.encoder_tokens(img, true_shape)
+        return self.enc_norm(x), pos
+
+    def _encode_image_pairs(
+        self, img1: torch.Tensor, img2: torch.Tensor, true_shape1: torch.Tensor,
+        true_shape2: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(feat1, feat2, pos1, pos2); equal-size views go through the encoder as one batch."""
+        if img1.shape[-2:] == img2.shape[-2:]:
+            shape = torch.cat((torch.as_tensor(true_shape1), torch.as_tensor(true_shape2)))
+            feat, pos = self.encode(torch.cat((img1, img2)), shape)
+            feat1, feat2 = feat.chunk(2)
+            pos1, pos2 = pos.chunk(2)
+            return feat1, feat2, pos1, pos2
+        feat1, pos1 = self.encode(img1, true_shape1)
+        feat2, pos2 = self.encode(img2, true_shape2)
+        return feat1, feat2, pos1, pos2
+
+    def _decoder(
+        self, f1: torch.Tensor, pos1: torch.Tensor, f2: torch.Tensor, pos2: torch.Tensor,
+        probe1: CrossProbe | None = None, probe2: CrossProbe | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Head input lists [encoder output, layer 1, ..., dec_norm(layer L)] of both sides.
+
+        Both sides advance in lock-step: layer l of each side reads layer l-1 of both. Each
+        side's cross-attention gets that side's probe in every layer.
+        """
+        head_dim = self.config.dec_embed_dim // self.config.dec_num_heads
+        rope1, rope2 = self.rope.coefs(pos1, head_dim), self.rope.coefs(pos2, head_dim)
+        dec1, dec2 = [f1], [f2]
+        x, y = self.decoder_embed(f1), self.decoder_embed(f2)
+        for block1, block2 in zip(self.dec_blocks, self.dec_blocks2, strict=True):
+            x, y = block1(x, y, rope1, rope2, probe1), block2(y, x, rope2, rope1, probe2)
+            dec1.append(x)
+            dec2.append(y)
+        dec1[-1], dec2[-1] = self.dec_norm(x), self.dec_norm(y)
+        return dec1, dec2
+
     def forward(self, view1: dict, view2: dict) -> tuple[dict, dict]:
         """pred1 (`pts3d`, `conf`[, `desc`, `desc_conf`]) and pred2 (`pts3d_in_other_view`, ...).
 
@@ -244,7 +259,7 @@ class Dust3rNetwork(nn.Module):
         added while `probing(self)` is active; both views' `atten_mask` re-weight decoder 1's
         cross-attention (`recon4d.models.probes`).
         """
-        shape1, shape2 = _true_shape(view1), _true_shape(view2)
+        shape1, shape2 = view_true_shape(view1), view_true_shape(view2)
         img1, img2 = view1["img"], view2["img"]
         if is_symmetrized(view1, view2):
             f1, f2, p1, p2 = self._encode_image_pairs(img1[::2], img2[::2], shape1[::2],
@@ -264,7 +279,7 @@ class Dust3rNetwork(nn.Module):
         images are not read when `true_shape` is given. Without heads the decoders run only for
         the probes: the preds hold the probe outputs alone (empty dicts when not probing).
         """
-        shape1, shape2 = _true_shape(view1), _true_shape(view2)
+        shape1, shape2 = view_true_shape(view1), view_true_shape(view2)
         if feat1.shape[0] != shape1.shape[0] or feat2.shape[0] != shape2.shape[0]:
             raise InputError(f"decode got {feat1.shape[0]} and {feat2.shape[0]} token rows for "
                              f"{shape1.shape[0]} and {shape2.shape[0]} views")

@@ -2,7 +2,9 @@
 
 The keyword arguments are those of each repository's `config.json` (the architecture the official
 loader builds: `PatchEmbedDust3R`, `landscape_only=False`), so `registry_config` gives the model
-`load_model` builds for that name, e.g. to benchmark full-size random-weight models.
+`load_model` builds for that name, e.g. to benchmark full-size random-weight models. The SLAM3R
+entries give the recon.py constructions (the L2W without encoder blocks), loaded by
+`recon4d.models.slam3r.load_slam3r`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ from dataclasses import dataclass
 
 from recon4d.errors import CheckpointError
 from recon4d.models.config import ModelConfig
+from recon4d.models.slam3r.config import I2P, L2W, SLAM3R_ARCHS, Slam3rConfig
 
 _VIT_LARGE_BASE_DECODER = dict(
     enc_embed_dim=1024, enc_depth=24, enc_num_heads=16,
     dec_embed_dim=768, dec_depth=12, dec_num_heads=12,
     pos_embed="RoPE100", patch_embed_cls="PatchEmbedDust3R", landscape_only=False,
     output_mode="pts3d", depth_mode=("exp", -math.inf, math.inf), conf_mode=("exp", 1, math.inf),
+)
+
+# SLAM3R's published constructor strings (recon.py defaults); their class defaults otherwise
+_SLAM3R_VIT_LARGE = dict(
+    enc_embed_dim=1024, enc_depth=24, enc_num_heads=16,
+    dec_embed_dim=768, dec_depth=12, dec_num_heads=12, pos_embed="RoPE100",
+    img_size=(224, 224), head_type="linear", output_mode="pts3d",
+    depth_mode=("exp", -math.inf, math.inf), conf_mode=("exp", 1, math.inf), enc_minibatch=11,
 )
 
 
@@ -33,6 +44,8 @@ class OfficialCheckpoint:
 
     def config(self) -> ModelConfig:
         """The architecture of this checkpoint as built for inference."""
+        if self.arch in SLAM3R_ARCHS:
+            return Slam3rConfig(arch=self.arch, **{**_SLAM3R_VIT_LARGE, **self.kwargs})
         return ModelConfig(arch=self.arch, **{**_VIT_LARGE_BASE_DECODER, **self.kwargs})
 
 
@@ -60,6 +73,9 @@ OFFICIAL: tuple[OfficialCheckpoint, ...] = (
         "Junyi42/MonST3R_PO-TA-S-W_ViTLarge_BaseDecoder_512_dpt",
         ("monst3r", "monst3r-512-dpt"), "AsymmetricCroCo3DStereo",
         dict(img_size=(512, 512), head_type="dpt", freeze="encoder")),
+    OfficialCheckpoint("slam3r_i2p", "siyan824/slam3r_i2p", ("slam3r-i2p",), I2P, {}),
+    OfficialCheckpoint("slam3r_l2w", "siyan824/slam3r_l2w", ("slam3r-l2w",), L2W,
+                       dict(need_encoder=False)),
 )
 
 

@@ -1,8 +1,38 @@
-"""The golden comparison rule (numpy allclose convention, exact for integer types)."""
+"""The golden comparison rule (numpy allclose convention, exact for integer types), and one
+case run against its expected file."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+
+def check_case(case: dict, root: Path, runners: dict[str, str]) -> None:
+    """Run `case` of the set in `root` with its runner ("module:function" of
+    tests.golden_runners, by kind) and compare every expected tensor at the manifest's
+    tolerances; a kind without a runner fails."""
+    kind = case["kind"]
+    if kind not in runners:
+        pytest.fail(f"golden case {case['name']!r} has unknown kind {kind!r}")
+    module, func = runners[kind].split(":")
+    runner = getattr(importlib.import_module(f"tests.golden_runners.{module}"), func)
+    actual = runner(case, root)
+    expected_file = case["files"].get("expected")
+    if expected_file is None:
+        assert actual is None, f"{kind} runner returned tensors but the case has no expected file"
+        return
+    expected = load_file(str(root / expected_file))
+    assert actual is not None, f"{kind} runner returned nothing to compare"
+    missing = sorted(set(expected) - set(actual))
+    assert not missing, f"{case['name']}: runner did not produce {missing}"
+    per_tensor = case.get("tensor_tolerances", {})
+    for name, exp in expected.items():
+        tol = per_tensor.get(name, case)
+        assert_matches(f"{case['name']}:{name}", actual[name], exp, tol["atol"], tol["rtol"])
 
 
 def assert_matches(name: str, actual, expected: np.ndarray, atol: float, rtol: float) -> None:
