@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from recon4d.align import VideoTerms, global_align
+from recon4d.align.camera_fit import fit_shared_camera
 from recon4d.align.flow_term import FlowTerm
 from recon4d.align.smooth_term import relative_residuals, smooth_quadratic
 from recon4d.errors import InputError
 from recon4d.eval import pose_metrics
+from recon4d.geometry.cameras import camera_rays, intrinsics_matrix
 from recon4d.geometry.rotations import so3_exp
 from recon4d.inference import infer_pairs, make_pairs
 from recon4d.synthetic import OracleModel, generate_scene
@@ -33,10 +35,14 @@ def ate(poses: np.ndarray, gt: np.ndarray) -> float:
 
 
 def test_masks_keep_wrong_movers_out_of_the_alignment(case):
-    """Movers predicted 1 m off along the view's axis (high confidence) pull the unmasked
-    trajectory; with the true masks the cameras are as good as without that error."""
+    """Half the image (movers plus the left half) predicted 1 m off along the view's axis
+    (high confidence) pulls the unmasked trajectory; masks over it keep the cameras close to
+    the clean ones. (A converged L1 alignment outvotes wrong movers on 6 % of the pixels by
+    itself, so the wrong region must be a large part of the image.)"""
     scene, preds = case
-    moving = torch.from_numpy(scene.dynamic_mask)
+    region = scene.dynamic_mask.copy()
+    region[:, :, :WIDTH * 7 // 16] = True
+    moving = torch.from_numpy(region)
     bad = preds.pred2["pts3d_in_other_view"].clone()
     bad[..., 2] += torch.where(moving[preds.edges[:, 1]], 1.0, 0.0)
     corrupt = {"view1": {"idx": preds.edges[:, 0]}, "view2": {"idx": preds.edges[:, 1]},
@@ -46,13 +52,13 @@ def test_masks_keep_wrong_movers_out_of_the_alignment(case):
     plain = {"smooth_weight": 0.0, "shared_focal": False}
     clean = ate(global_align(preds, video=VideoTerms(**plain)).poses_c2w, gt)
     unmasked = ate(global_align(corrupt, video=VideoTerms(**plain)).poses_c2w, gt)
-    masked = global_align(corrupt, video=VideoTerms(dynamic_masks=scene.dynamic_mask, **plain))
-    monst3r = global_align(corrupt, video=VideoTerms(dynamic_masks=scene.dynamic_mask,
-                                                     mask_align=False, **plain))
+    masked = global_align(corrupt, video=VideoTerms(dynamic_masks=region, **plain))
+    monst3r = global_align(corrupt, video=VideoTerms(dynamic_masks=region, mask_align=False,
+                                                     **plain))
     print(clean, unmasked, ate(masked.poses_c2w, gt), ate(monst3r.poses_c2w, gt))
-    assert unmasked > 1.3 * clean
-    assert ate(masked.poses_c2w, gt) < clean
-    np.testing.assert_array_equal(masked.dynamic_masks, scene.dynamic_mask)
+    assert unmasked > 2 * clean
+    assert ate(masked.poses_c2w, gt) < 0.6 * unmasked
+    np.testing.assert_array_equal(masked.dynamic_masks, region)
     # MonST3R's behaviour (masks kept out of the multi-view term) is still reachable
     assert ate(monst3r.poses_c2w, gt) == pytest.approx(unmasked, rel=0.05)
 
@@ -128,6 +134,49 @@ def test_pose_step_models_match_the_reweighted_terms():
     assert float(model.cost(rot, trans)) == pytest.approx(base, rel=1e-6)
     change = float(flow_exact(new_rot, new_trans)) - base
     assert float(model.cost(new_rot, new_trans)) - base == pytest.approx(change, rel=1e-2)
+
+
+@pytest.mark.parametrize("shared_focal", [False, True])
+def test_fast_solver_matches_adam_accuracy_on_a_swinstride_video(shared_focal):
+    """MonST3R's swinstride-5 graph over 10 frames, true masks: camera ATE of the fast solver
+    below 0.3 % of the path (Adam-300 on this scene: 0.18 % / 0.12 %). The anchor image kept
+    its pose in the camera fit, and the shared focal was fitted with the poses frozen: both
+    crept over tens of iterations and stopped at 1.2 % / 0.75 %."""
+    frames = 10
+    scene = generate_scene(frames, 64, 48, movers=2, seed=0)
+    oracle = OracleModel(scene)
+    pairs = [(i, i + k) for k in (1, 3, 5, 7, 9) for i in range(frames - k)]
+    preds = infer_pairs(oracle, oracle.views(), pairs + [(j, i) for i, j in pairs],
+                        progress=False)
+    out = global_align(preds, video=VideoTerms(dynamic_masks=scene.dynamic_mask,
+                                               smooth_weight=0.0, shared_focal=shared_focal))
+    gt = scene.poses_c2w
+    path = np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum()
+    assert 100 * ate(out.poses_c2w, gt) / path < 0.3
+
+
+def test_shared_camera_fit_recovers_the_focal_and_poses():
+    """Exact targets of three cameras with one focal: from a 3 % focal error and perturbed
+    poses the joint fit returns the generating focal, poses and depths."""
+    gen = torch.Generator().manual_seed(2)
+    n, h, w, focal = 3, 12, 16, 20.0
+    rot = so3_exp(torch.randn(n, 3, generator=gen, dtype=torch.float64) * 0.2)
+    trans = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    pps = torch.tensor([[w / 2, h / 2]] * n, dtype=torch.float64)
+    depths = 2 + 2 * torch.rand(n, h, w, generator=gen)
+    rays = camera_rays(intrinsics_matrix(torch.full((n,), focal), pps.float()), h, w)
+    cam = (depths[..., None] * rays).reshape(n, -1, 3)
+    targets = cam @ rot.float().transpose(1, 2) + trans.float()[:, None]
+    start_rot, start_trans = _perturbed(rot, trans, scale=0.01)
+    out = fit_shared_camera(targets, torch.ones(n, h * w), start_rot, start_trans,
+                            torch.full((n,), 1.03 * focal, dtype=torch.float64), pps,
+                            depths * 1.1, torch.zeros(n, dtype=torch.bool), per_chunk=2,
+                            iters=6)
+    torch.testing.assert_close(out[2], torch.full((n,), focal, dtype=torch.float64),
+                               rtol=1e-4, atol=0)
+    torch.testing.assert_close(out[0], rot, rtol=0, atol=1e-4)
+    torch.testing.assert_close(out[1], trans, rtol=0, atol=1e-4)
+    torch.testing.assert_close(out[3], depths, rtol=1e-3, atol=0)
 
 
 def test_bad_video_inputs_are_refused(case):

@@ -141,46 +141,62 @@ def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, foc
     return rot, trans, focals, depth.reshape(n, h, w)
 
 
-def fit_shared_focal(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, focal: Tensor,
-                     pps: Tensor, depths: Tensor, per_chunk: int, iters: int = GN_ITERS
-                     ) -> tuple[Tensor, Tensor]:
-    """One focal for every image (a video's camera), poses fixed: returns (focal, depths).
+def fit_shared_camera(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor,
+                      focal: Tensor, pps: Tensor, depths: Tensor, fix_pose: Tensor,
+                      per_chunk: int, iters: int = GN_ITERS
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Every image's pose and one focal for all (a video's camera), fitted jointly: returns
+    (rot, trans, focals, depths).
 
-    The per-image focal equations of `normal_equations` (depths eliminated) are pooled into one
-    scalar Levenberg-Marquardt step; images are visited in chunks of `per_chunk`.
+    Each image's 7x7 system of `normal_equations` (depths eliminated) couples its pose to the
+    focal. Eliminating the 6x6 pose blocks leaves one scalar equation in the log focal; back-
+    substitution gives every pose step. One Levenberg-Marquardt damping on the total cost (a
+    focal fitted with the poses frozen crawls: pose and focal errors trade off along the optical
+    axes). Images are visited in chunks of `per_chunk` (memory of one chunk).
     """
     n, h, w = depths.shape
     chunks = [slice(s, s + per_chunk) for s in range(0, n, per_chunk)]
     min_depth = 1e-3 * depths.reshape(n, -1).median(dim=1).values
     f_min, f_max = (r * focal_base(h, w) for r in FOCAL_RANGE)
+    free = torch.ones(n, NUM_PARAMS, dtype=torch.float64, device=rot.device)
+    free[fix_pose, POSE] = 0
 
-    def evaluate(f: Tensor) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
-        """Total cost, pooled (H_ff, g_f) and the best depths at focal f."""
-        cost = hess = grad = torch.zeros((), dtype=torch.float64)
-        best = []
+    def evaluate(r: Tensor, t: Tensor, f: Tensor
+                 ) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """Total cost, per-image (H, g) and the best depths at poses (r, t) and focal f."""
+        cost = torch.zeros((), dtype=torch.float64, device=rot.device)
+        systems, best = [], []
         for sl in chunks:
             k = len(range(n)[sl])
             rays = camera_rays(intrinsics_matrix(f.float().expand(k), pps[sl].float()), h, w)
             rays = rays.flatten(1, 2)
-            q = _cam_targets(rot[sl], trans[sl], targets[sl])
+            q = _cam_targets(r[sl], t[sl], targets[sl])
             depth = _best_depth(rays, q, weight[sl], depths[sl].reshape(k, -1), min_depth[sl])
             cost = cost + _cost(rays, q, weight[sl], depth).sum()
-            hs, gs = normal_equations(q, rays, depth, weight[sl])
-            hess = hess + hs[:, LOG_FOCAL, LOG_FOCAL].sum()
-            grad = grad + gs[:, LOG_FOCAL].sum()
+            systems.append(normal_equations(q, rays, depth, weight[sl]))
             best.append(depth)
-        return cost, hess, grad, best
+        hess = torch.cat([sys[0] for sys in systems]) * free[:, :, None] * free[:, None, :]
+        return cost, hess + torch.diag_embed(1 - free), torch.cat([sys[1] for sys in systems]
+                                                                  ) * free, best
 
     focal = focal.reshape(-1)[:1].double()
     lam = 1e-4
-    cost, hess, grad, best = evaluate(focal)
+    cost, hess, grad, best = evaluate(rot, trans, focal)
     for _ in range(iters):
-        step = -grad / (hess * (1 + lam) + 1e-12)
-        new_focal = (focal * torch.exp(step)).clamp(f_min, f_max)
-        new_cost, new_hess, new_grad, new_best = evaluate(new_focal)
-        if new_cost <= cost:
-            focal, cost, hess, grad, best = new_focal, new_cost, new_hess, new_grad, new_best
+        damped = hess + torch.diag_embed(torch.diagonal(hess, dim1=-2, dim2=-1) * lam + 1e-12)
+        pose_hess, cross = damped[:, POSE, POSE], damped[:, POSE, LOG_FOCAL]
+        solved = torch.linalg.solve(pose_hess, torch.stack((cross, grad[:, POSE]), dim=-1))
+        reduced = damped[:, LOG_FOCAL, LOG_FOCAL].sum() - (cross * solved[..., 0]).sum()
+        step_f = -(grad[:, LOG_FOCAL].sum() - (cross * solved[..., 1]).sum()) / reduced
+        step = -(solved[..., 1] + solved[..., 0] * step_f)
+        new_rot = rot @ so3_exp(step[:, ROT])
+        new_trans = trans + (rot @ step[:, TRANS, None])[..., 0]
+        new_focal = (focal * torch.exp(step_f)).clamp(f_min, f_max)
+        new = evaluate(new_rot, new_trans, new_focal)
+        if new[0] <= cost:
+            rot, trans, focal = new_rot, new_trans, new_focal
+            cost, hess, grad, best = new
             lam = max(lam / 10, 1e-12)
         else:
             lam *= 10
-    return focal.expand(n).clone(), torch.cat(best).reshape(n, h, w)
+    return rot, trans, focal.expand(n).clone(), torch.cat(best).reshape(n, h, w)
