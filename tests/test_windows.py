@@ -74,6 +74,8 @@ def test_bad_window_values_are_refused(window, overlap, message):
 
 
 def test_windowed_trajectory_within_1_2x_of_one_piece(video, tmp_path):
+    # windows chained by similarities alone gave 1.04x here, refined 0.83x (seeds 0, 1: 0.89x
+    # and 0.86x chained, 0.69x and 0.63x refined)
     scene, preds = video
     with _store(tmp_path, preds) as store:
         windowed = aligned_in_windows(store, window=8)

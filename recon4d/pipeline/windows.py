@@ -8,7 +8,9 @@ first window's median) and is then moved into the gauge (world frame and scale) 
 by the similarity that best maps its overlap frames' points onto their earlier positions.
 Points pin the scale far better than the overlap cameras' short baseline (fixing those poses in
 the solver, as MonST3R does, left 3-6x the one-piece trajectory error on synthetic walks). Each
-frame's depth, confidence and mask come from the window that first solved it. Unlike MonST3R's
+frame's depth, pose, confidence and mask come from the window holding it farthest from its ends.
+Chained windows drift like odometry, so a global refinement over all pairs of the store follows
+(`recon4d.align.pose_refine`: poses and depth maps, streamed block by block). Unlike MonST3R's
 window-wise mode (fixed 100-frame windows that crash below 100 frames), a video no longer than
 one window is aligned in one piece.
 """
@@ -19,9 +21,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from recon4d.align import KnownCameras, global_align
+from recon4d.align.inputs import as_pair_data
+from recon4d.align.pose_refine import PairChunk, refine_alignment
+from recon4d.align.state import AlignState
 from recon4d.errors import InputError, OptionError
 from recon4d.geometry.cameras import depth_to_world
 from recon4d.geometry.umeyama import umeyama
@@ -65,13 +71,15 @@ def plan_windows(n_frames: int, reach: int, window: int | None = None,
 
 def aligned_in_windows(store: PairStore, *, window: int | None = None,
                        overlap: int | None = None, known: KnownCameras | None = None,
-                       align_kwargs: AlignKwargs | None = None,
+                       align_kwargs: AlignKwargs | None = None, refine: bool = True,
                        progress: bool = False) -> Scene:
     """Align the `store.n_images` frames of `store` window by window into one `Scene`.
 
     `known`: fixed intrinsics of all frames (focals, principal points; no poses).
     `align_kwargs`: further `global_align` arguments, or a function of a window's frame
     indices (K,) returning them (e.g. video terms cut to those frames). See `plan_windows`.
+    `refine`: after the windows, refine every pose and depth map over all pairs of the store
+    (`recon4d.align.pose_refine`; intrinsics fixed, frame 0 kept).
     """
     _check_known(known)
     n = store.n_images
@@ -79,23 +87,64 @@ def aligned_in_windows(store: PairStore, *, window: int | None = None,
     windows = plan_windows(n, reach, window, overlap)
     for frames in windows:  # every cheap check before any slow work
         _check_covered(store, np.arange(frames.start, frames.stop))
+    owner = _owners(n, windows)
     out = _SceneBuffer(n, store.height, store.width)
     solved = np.zeros(n, bool)
     first_focal = None
-    for frames in tqdm(windows, desc="windows", unit="window",
-                       disable=not progress or len(windows) == 1):
+    for k, frames in enumerate(tqdm(windows, desc="windows", unit="window",
+                                    disable=not progress or len(windows) == 1)):
         frames = np.arange(frames.start, frames.stop)
         known_here = _window_intrinsics(frames, solved, out, known, first_focal)
-        piece = global_align(store.read(frames), known=known_here,
-                             **_kwargs(align_kwargs, frames))
+        kwargs = _kwargs(align_kwargs, frames)
+        piece = global_align(store.read(frames), known=known_here, **kwargs)
         done = solved[frames]
         if done.any():
             _move_onto(piece, np.flatnonzero(done), out, frames[done])
-        out.take(piece, frames[~done], np.flatnonzero(~done))
+        take = (owner[frames] == k) | ~done
+        out.take(piece, frames[take], np.flatnonzero(take), _moving(kwargs, take))
         if first_focal is None:
             first_focal = float(np.median(piece.intrinsics[:, 0, 0]))
         solved[frames] = True
+    if refine and len(windows) > 1:
+        _refine(out, store, windows[1].start - windows[0].start)
     return out.scene()
+
+
+def _refine(out: _SceneBuffer, store: PairStore, block: int) -> None:
+    """Refine the poses and depth maps of `out` in place over every pair of `store`."""
+    state = AlignState(torch.from_numpy(out.poses_c2w[:, :3, :3].copy()),
+                       torch.from_numpy(out.poses_c2w[:, :3, 3].copy()),
+                       torch.from_numpy(out.intrinsics[:, 0, 0].copy()),
+                       torch.from_numpy(out.intrinsics[:, :2, 2].copy()),
+                       torch.from_numpy(out.depths), *(torch.empty(0),) * 3)
+    moving = out.moving
+
+    def read(frames: np.ndarray) -> PairChunk:
+        static = None if moving is None else torch.from_numpy(~moving[frames]).float()
+        return PairChunk(store.edges_within(frames), frames, as_pair_data(store.read(frames)),
+                         static)
+
+    refine_alignment(state, store.edges, read, block)
+    out.poses_c2w[:, :3, :3], out.poses_c2w[:, :3, 3] = state.rot.numpy(), state.trans.numpy()
+
+
+def _owners(n_frames: int, windows: list[range]) -> np.ndarray:
+    """The window each frame's depth and pose come from: the one holding it farthest from its
+    ends (most pairs on both sides; the earlier on a tie)."""
+    margin = np.full((len(windows), n_frames), -1)
+    for k, frames in enumerate(windows):
+        f = np.arange(frames.start, frames.stop)
+        margin[k, f] = np.minimum(f - frames.start, frames.stop - 1 - f)
+    return margin.argmax(axis=0)
+
+
+def _moving(kwargs: Mapping[str, Any], rows: np.ndarray) -> np.ndarray | None:
+    """The pixels of a window's rows `rows` (bool) left out of its multi-view term (moving),
+    or None when the window's alignment used them all."""
+    video = kwargs.get("video")
+    if video is None or video.dynamic_masks is None or not video.mask_align:
+        return None
+    return np.asarray(video.dynamic_masks)[rows] != 0
 
 
 def _check_known(known: KnownCameras | None) -> None:
@@ -169,11 +218,18 @@ class _SceneBuffer:
         self.masks = np.zeros((n, height, width), bool)
         self.intrinsics = np.zeros((n, 3, 3))
         self.poses_c2w = np.tile(np.eye(4), (n, 1, 1))
+        self.moving: np.ndarray | None = None  # pixels left out of the multi-view term
 
-    def take(self, piece: Scene, frames: np.ndarray, rows: np.ndarray) -> None:
-        """Copy rows `rows` of a window's scene into frames `frames`."""
+    def take(self, piece: Scene, frames: np.ndarray, rows: np.ndarray,
+             moving: np.ndarray | None) -> None:
+        """Copy rows `rows` of a window's scene into frames `frames`, with the rows' moving
+        pixels `moving` (None: none)."""
         for name in ("images", "depths", "confs", "masks", "intrinsics", "poses_c2w"):
             getattr(self, name)[frames] = getattr(piece, name)[rows]
+        if moving is not None and self.moving is None:
+            self.moving = np.zeros(self.masks.shape, bool)
+        if self.moving is not None:
+            self.moving[frames] = False if moving is None else moving
 
     def scene(self) -> Scene:
         return Scene(images=self.images, depths=self.depths, confs=self.confs,

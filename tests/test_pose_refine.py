@@ -1,0 +1,93 @@
+"""Refinement of a windowed alignment over all pairs: exact pairs give back the true poses from
+perturbed ones and keep the true depths, whatever the block size, frame 0 fixed; a reader must
+give every edge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recon4d.align.inputs import PairData
+from recon4d.align.pose_refine import PairChunk, refine_alignment
+from recon4d.align.state import AlignState
+from recon4d.errors import Recon4dError
+from recon4d.geometry.cameras import depth_to_world, unproject_depth
+from recon4d.geometry.rotations import so3_exp
+
+N, H, W = 5, 6, 8
+
+
+@pytest.fixture(scope="module")
+def video():
+    """True cameras and depths of N frames, and exact pairs (i, j) with |i - j| <= 2, each in
+    camera i's frame divided by its own scale s_e."""
+    rng = np.random.default_rng(0)
+    depths = rng.uniform(2.0, 4.0, (N, H, W))
+    focals, pps = rng.uniform(6.0, 9.0, N), np.tile([W / 2, H / 2], (N, 1))
+    intrinsics = np.zeros((N, 3, 3))
+    intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = focals
+    intrinsics[:, :2, 2], intrinsics[:, 2, 2] = pps, 1
+    poses = np.tile(np.eye(4), (N, 1, 1))
+    poses[:, :3, :3] = so3_exp(rng.normal(0, 0.1, (N, 3)))
+    poses[:, :3, 3] = np.c_[0.3 * np.arange(N), rng.normal(0, 0.1, (N, 2))]
+    world = depth_to_world(depths, intrinsics, poses)
+    edges = np.array([(i, j) for i in range(N) for j in range(N) if i != j and abs(i - j) <= 2])
+    scales = rng.uniform(0.5, 2.0, len(edges))
+
+    def in_pair_frame(points, e):
+        i = edges[e, 0]
+        return (points - poses[i, :3, 3]) @ poses[i, :3, :3] / scales[e]
+
+    pts_i = np.stack([in_pair_frame(world[i], e) for e, (i, _) in enumerate(edges)])
+    pts_j = np.stack([in_pair_frame(world[j], e) for e, (_, j) in enumerate(edges)])
+    assert np.allclose(pts_i[0] * scales[0], unproject_depth(depths[0], intrinsics[0]))
+    conf = torch.full((len(edges), H, W), 2.0)
+    data = PairData(torch.as_tensor(edges), torch.as_tensor(pts_i, dtype=torch.float32),
+                    torch.as_tensor(pts_j, dtype=torch.float32), conf, conf, N)
+    return depths, focals, pps, poses, edges, data
+
+
+def _start(depths: np.ndarray, poses: np.ndarray, focals: np.ndarray,
+           pps: np.ndarray) -> AlignState:
+    """The true cameras and depths with frames 1.. moved off by a few degrees and centimetres."""
+    rng = np.random.default_rng(1)
+    rot, trans = poses[:, :3, :3].copy(), poses[:, :3, 3].copy()
+    rot[1:] = so3_exp(rng.normal(0, 0.05, (N - 1, 3))) @ rot[1:]
+    trans[1:] += rng.normal(0, 0.05, (N - 1, 3))
+    return AlignState(torch.from_numpy(rot), torch.from_numpy(trans), torch.from_numpy(focals),
+                      torch.from_numpy(pps), torch.as_tensor(depths, dtype=torch.float32),
+                      *(torch.empty(0),) * 3)
+
+
+def _reader(edges: np.ndarray, data: PairData, drop: int | None = None):
+    """Reads the pairs inside consecutive frames from `data`; `drop`: an edge it never gives."""
+    def read(frames: np.ndarray) -> PairChunk:
+        positions = np.flatnonzero(np.isin(edges, frames).all(axis=1))
+        positions = positions[positions != drop]
+        sel = torch.as_tensor(positions)
+        return PairChunk(positions, frames, PairData(
+            torch.as_tensor(edges[positions] - frames[0]), data.pts_i[sel], data.pts_j[sel],
+            data.conf_i[sel], data.conf_j[sel], len(frames)))
+    return read
+
+
+@pytest.mark.parametrize("block", [N, 2])
+def test_exact_pairs_give_back_the_true_poses(video, block):
+    depths, focals, pps, poses, edges, data = video
+    state = _start(depths, poses, focals, pps)
+    assert np.abs(state.trans.numpy() - poses[:, :3, 3]).max() > 0.02
+    history = refine_alignment(state, edges, _reader(edges, data), block)
+    assert history[-1] < 1e-3 * history[0]
+    np.testing.assert_array_equal(state.rot[0], poses[0, :3, :3])  # the gauge: frame 0 stays
+    np.testing.assert_array_equal(state.depths[0], depths[0].astype(np.float32))
+    np.testing.assert_allclose(state.rot, poses[:, :3, :3], atol=1e-4)
+    np.testing.assert_allclose(state.trans, poses[:, :3, 3], atol=1e-4)
+    np.testing.assert_allclose(state.depths, depths, rtol=1e-4)
+
+
+def test_a_reader_missing_an_edge_is_refused(video):
+    depths, focals, pps, poses, edges, data = video
+    state = _start(depths, poses, focals, pps)
+    with pytest.raises(Recon4dError, match="each of the 14 edges"):
+        refine_alignment(state, edges, _reader(edges, data, drop=3), 2)
