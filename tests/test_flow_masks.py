@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recon4d.dynamics.flow import flow_masks, frame_maps, normalise_errors
+from recon4d.dynamics.flow import flow_masks, frame_maps, normalise_errors, smooth_maps
 from recon4d.dynamics.flow_geometry import induced_flows
 from recon4d.errors import InputError, OptionError
 from recon4d.eval.masks import mask_metrics
@@ -18,6 +18,8 @@ from recon4d.synthetic.scene import generate_scene
 
 pytest.importorskip("cv2", reason="DIS flow needs opencv-python-headless (extra 'flow')")
 W, H, FRAMES = 128, 96, 6
+PUBLISHED = {"normalisation": "minmax", "reliable_only": False, "seed_dis": False,
+             "dis_preset": "medium", "smoothing": 0.0}
 
 
 def predictions(scene, corruption=None, edges=None):
@@ -51,7 +53,7 @@ def test_pair_geometry_gives_the_true_induced_flow(static_scene) -> None:
 
 def test_static_scene_gives_an_all_static_mask(static_scene) -> None:
     preds = predictions(static_scene)  # default corruption
-    for options in ({}, {"normalisation": "minmax", "reliable_only": False}):
+    for options in ({}, PUBLISHED):
         masks = flow_masks(preds, static_scene.rgb, **options)
         assert masks.masks.shape == (FRAMES, H, W) and masks.method == "flow:dis"
         assert masks.masks.mean() < 0.02, options  # measured: 1.0 % default, 0.2 % published
@@ -70,6 +72,10 @@ def test_normalisations_by_hand() -> None:
     assert np.isnan(minmax[0, 0, 3])
     robust = normalise_errors(errors, "robust")  # 98th percentile of 7 values = 3.88
     np.testing.assert_allclose(robust[0, 1], [1.0, 3 / 3.88, 2 / 3.88, 1 / 3.88], atol=1e-4)
+    noise = normalise_errors(errors, "noise")  # median of 7 values = 2: divided by 12 * 2
+    np.testing.assert_allclose(noise[0, 1], [4 / 24, 3 / 24, 2 / 24, 1 / 24], atol=1e-5)
+    clipped = normalise_errors(np.array([[[0.0, 0.0, 0.0, 0.3, 9.0]]], np.float32), "noise")
+    np.testing.assert_allclose(clipped[0, 0], [0, 0, 0, 0.5, 1], atol=1e-5)  # median 0: 12 * 0.05
     with pytest.raises(OptionError, match="normalisation"):
         normalise_errors(errors, "zscore")
 
@@ -83,24 +89,32 @@ def test_frame_maps_average_the_edges_leaving_a_frame() -> None:
         frame_maps(edges[:1], maps[:1], 3)
 
 
+def test_smoothing_is_a_normalised_gaussian() -> None:
+    impulse = np.zeros((2, 15, 15), np.float32)
+    impulse[0, 7, 7] = 1.0
+    out = smooth_maps(impulse, 1.0)
+    # 1-D weights exp(-x^2 / 2) for x = -3..3 sum to 2.50595: centre (1 / 2.50595)^2
+    assert out[0, 7, 7] == pytest.approx(0.159241, abs=1e-5)
+    assert out[0, 7, 8] == pytest.approx(np.exp(-0.5) * 0.159241, abs=1e-5)
+    assert out[0].sum() == pytest.approx(1.0, abs=1e-5) and not out[1].any()
+    ramp = np.broadcast_to(np.linspace(0, 1, 15, dtype=np.float32), (1, 15, 15))
+    np.testing.assert_allclose(smooth_maps(ramp, 1.0)[0, :, 4:-4], ramp[0, :, 4:-4], atol=1e-6)
+    assert smooth_maps(impulse, 0.0) is impulse
+
+
 @pytest.fixture(scope="module")
 def dynamic_run():
     """A small dynamic scene (movers never pause) and its masks, default and published."""
     scene = generate_scene(frames=8, width=W, height=H, movers=2, seed=1, stops=False)
     preds = predictions(scene)
-    published = flow_masks(preds, scene.rgb, normalisation="minmax", reliable_only=False)
+    published = flow_masks(preds, scene.rgb, **PUBLISHED)
     return scene, flow_masks(preds, scene.rgb), published
 
 
 def test_defaults_beat_the_published_procedure(dynamic_run) -> None:
+    """At 128x96 the movers shift 0.7 px per frame and J stays below the issue's 0.8 (a mean
+    of 0.80 at 512x384, benchmarks/bench_flow_masks.py); the defaults still lead by far."""
     scene, default, published = dynamic_run
     j_default = mask_metrics(default.masks, scene.dynamic_mask)["J_mean"]
     j_published = mask_metrics(published.masks, scene.dynamic_mask)["J_mean"]
-    assert j_default > j_published + 0.1
-
-
-@pytest.mark.xfail(strict=True, reason="issue 10 asks J >= 0.8; DIS flow masks reach a mean "
-                   "J of 0.50 (pausing movers) to 0.68 (benchmarks/bench_flow_masks.py)")
-def test_synthetic_masks_reach_the_issue_target(dynamic_run) -> None:
-    scene, default, _ = dynamic_run
-    assert mask_metrics(default.masks, scene.dynamic_mask)["J_mean"] >= 0.8
+    assert j_default > 0.45 and j_default > j_published + 0.25  # measured: 0.50 and 0.13

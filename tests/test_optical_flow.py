@@ -9,6 +9,7 @@ import pytest
 
 from recon4d.dynamics.optical_flow import optical_flow
 from recon4d.errors import InputError, OptionError, Recon4dError
+from recon4d.synthetic import generate_scene
 
 pytest.importorskip("cv2", reason="DIS flow needs opencv-python-headless (extra 'flow')")
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
@@ -49,6 +50,18 @@ def test_dis_follows_a_large_shift_from_an_initial_guess() -> None:
     guess[0, :8] = np.nan  # no guess there: taken as zero
     flow = optical_flow(images, np.array([[0, 1]]), initial=guess)
     np.testing.assert_allclose(np.median(interior(flow[0]), axis=0), [40, 10], atol=0.3)
+
+
+def test_fine_dis_follows_the_true_flow_more_closely() -> None:
+    scene = generate_scene(frames=4, width=128, height=96, movers=2, seed=0)
+    edges = np.array([[0, 1], [1, 2], [2, 3]])
+    p50, p90 = {}, {}
+    for preset in ("medium", "fine"):
+        flow = optical_flow(scene.rgb, edges, dis_preset=preset)
+        error = np.linalg.norm(flow - scene.flow_fwd, axis=-1)[scene.flow_valid]
+        p50[preset], p90[preset] = np.percentile(error, [50, 90])
+    # measured: p50 0.27 -> 0.16 px, p90 1.03 -> 0.58 px
+    assert p50["fine"] < 0.75 * p50["medium"] and p90["fine"] < 0.75 * p90["medium"]
 
 
 def test_bad_requests_are_refused() -> None:
