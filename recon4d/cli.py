@@ -24,6 +24,7 @@ COMMANDS = {  # name: one line for `recon4d --help`
     "infer": "run the pair network on images or a video; writes predictions.npz",
     "masks": "per-frame motion masks (Easi3R attention or optical flow) of images or a video",
     "match": "MASt3R pixel matches between images, optionally inside masks",
+    "slam": "stream images or a video through SLAM3R: cameras and a fused point cloud",
     "synth": "render a synthetic dynamic scene with ground truth",
     "eval": "evaluate outputs against a benchmark's ground truth (poses, depth, masks, clouds)",
     "view": "open an output folder (static or 4D) in a web viewer with a timeline",

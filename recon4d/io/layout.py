@@ -40,6 +40,7 @@ Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets),
 | `matches_I_J.npz` | matches of images I < J | npz | `match` |
 | `matches_I_J.png` | drawing of some matches | PNG | `match` |
 | `metrics.json` | evaluation report (default path) | JSON | `eval` |
+| `slam_frames.csv` | per frame: mean L2W / I2P confidence, focal, failed | CSV | `slam` |
 
 4D outputs of `reconstruct` on a video (the dynamic path), beside the files above:
 
@@ -96,6 +97,7 @@ METRICS_FILE = "metrics.json"
 DYNAMIC_MAPS_DIR = "dynamic_maps"
 MOTION_OVERLAY_VIDEO = "motion_overlay.mp4"
 MOTION_OVERLAY_GIF = "motion_overlay.gif"
+SLAM_FRAMES_FILE = "slam_frames.csv"  # per frame: name, mean L2W / I2P confidence, focal, failed
 
 # --- 4D outputs of the dynamic path ---------------------------------------------------------
 STATIC_CLOUD_FILE = "static.ply"

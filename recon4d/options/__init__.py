@@ -68,6 +68,7 @@ from recon4d.options.pipeline import (
     OutputOptions,
     ReconstructOptions,
 )
+from recon4d.options.slam import Slam3rOptions, SlamOptions
 from recon4d.options.synthetic import SynthOptions
 from recon4d.options.view import ViewOptions
 
@@ -82,6 +83,7 @@ __all__ = [
     "METRIC_GROUPS", "MotionOptions", "NetworkOptions", "off_or_float", "option",
     "options_from_args", "OptionSpec", "OutputOptions", "POSE_ALIGN_MODES", "PREFILTER_HELP",
     "ReconstructOptions",
-    "RESIZE_METHODS", "SCALE_SHIFT_FITS", "SOLVERS", "SynthOptions", "TRAJECTORIES",
+    "RESIZE_METHODS", "SCALE_SHIFT_FITS", "Slam3rOptions", "SlamOptions", "SOLVERS",
+    "SynthOptions", "TRAJECTORIES",
     "VideoOptions", "ViewOptions",
 ]

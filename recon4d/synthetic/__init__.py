@@ -14,6 +14,7 @@ from recon4d.lazy import lazy_getattr
 _LAZY = {
     "OracleCorruption": "recon4d.synthetic.oracle",
     "OracleModel": "recon4d.synthetic.oracle",
+    "Slam3rOracle": "recon4d.synthetic.slam3r_oracle",
     "SyntheticScene": "recon4d.synthetic.scene",
     "generate_scene": "recon4d.synthetic.scene",
     "load_scene": "recon4d.synthetic.scene_io",

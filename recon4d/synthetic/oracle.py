@@ -147,8 +147,8 @@ class OracleModel(torch.nn.Module):
     def predict_pair(self, i: int, j: int) -> tuple[dict, dict]:
         """Numpy float32 predictions of the pair (view1 = frame i, view2 = frame j)."""
         c = self.corruption
-        side1 = self._predict_view(i, i, np.random.default_rng([self.seed, 0, i, j]))
-        side2 = self._predict_view(j, i, np.random.default_rng([self.seed, 1, i, j]))
+        side1 = self.predict_view(i, i, np.random.default_rng([self.seed, 0, i, j]))
+        side2 = self.predict_view(j, i, np.random.default_rng([self.seed, 1, i, j]))
         factor = float(np.exp(np.random.default_rng([self.seed, 2, i, j]).normal()
                               * c.scale_sigma))
         if c.normalize:  # DUSt3R: mean distance to camera 1 over both views' surface points
@@ -189,7 +189,7 @@ class OracleModel(torch.nn.Module):
             radial = np.where(outlier, radial * np.exp(log_factor), radial)
         return radial
 
-    def _predict_view(self, i: int, ref: int, rng: np.random.Generator) -> dict:
+    def predict_view(self, i: int, ref: int, rng: np.random.Generator) -> dict:
         """Frame i's corrupted points in camera `ref` (scene units), conf and descriptors."""
         c, scene = self.corruption, self.scene
         depth = scene.depth[i].astype(np.float64)

@@ -1,0 +1,89 @@
+"""Options of `recon4d slam`: the method, its networks and frames (`SlamOptions`), and the SLAM3R
+stream's keyframe stride, windows, retrieval, buffer and output thresholds (`Slam3rOptions`;
+defaults are the reference's wild-video ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from recon4d.options.choices import DEVICES
+from recon4d.options.fields import (
+    check_choices,
+    option,
+    require,
+    require_at_least,
+    require_positive,
+)
+
+BUFFER_STRATEGIES = ("reservoir", "fifo")
+SLAM_METHODS = ("slam3r",)  # the MASt3R-based streaming mode will be "mast3r"
+
+
+@dataclass(frozen=True)
+class Slam3rOptions:
+    """SLAM3R: keyframe stride, I2P windows, scene-frame retrieval, buffer, output thresholds."""
+
+    keyframe_stride: int = option(0, "frames between keyframes; 0 = automatic, chosen by I2P "
+                                  "confidence on the first --stride-probe frames")
+    stride_probe: int = option(121, "frames buffered to choose the automatic keyframe stride "
+                               "(6 x max stride + 1 lets every stride up to 20 be tried)")
+    max_stride: int = option(20, "largest keyframe stride the automatic choice tries")
+    win_r: int = option(5, "I2P window radius: the frame and up to this many keyframe strides "
+                        "on each side")
+    initial_winsize: int = option(5, "keyframes of the initial window (fewer on short streams, "
+                                  "at least 2)")
+    init_conf: float = option(5.0, "mean I2P confidence below which the initial window shrinks "
+                              "(down to 3 keyframes)")
+    num_scene_frame: int = option(10, "scene frames retrieved from the buffer per registration")
+    max_num_register: int = option(10, "most frames registered per L2W call "
+                                   "(max(1, min((stride + 1) // 2, this)))")
+    conf_thres_i2p: float = option(1.5, "I2P confidence below which local points are zeroed and "
+                                   "left out of normalisation")
+    conf_thres_l2w: float = option(12.0, "L2W confidence below which world points are left out "
+                                   "of the fused cloud")
+    update_buffer_intv: int = option(1, "buffer update interval, in keyframe strides")
+    buffer_size: int = option(100, "scene frames kept for retrieval (0 = unbounded)")
+    buffer_strategy: str = option("reservoir", "which frame leaves a full buffer",
+                                  choices=BUFFER_STRATEGIES)
+    points_per_frame: int = option(4096, "confident world points of each frame kept for the "
+                                   "fused cloud (a random sample)")
+    fuse: bool = option(True, "keep SLAM3R's single L2W estimate per point instead of "
+                        "averaging it with the frame's local pointmap and its predictions in "
+                        "earlier windows")
+    seed: int = option(42, "random seed of the stride probe, the reservoir and point sampling")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        require_at_least(self, 0, "keyframe_stride", "buffer_size", "seed")
+        require_at_least(self, 1, "max_stride", "win_r", "num_scene_frame", "max_num_register",
+                         "update_buffer_intv", "points_per_frame")
+        require_at_least(self, 2, "initial_winsize")
+        require_at_least(self, 7, "stride_probe")
+        require_positive(self, "init_conf", "conf_thres_i2p", "conf_thres_l2w")
+        require(self.buffer_size == 0 or self.buffer_size >= self.initial_winsize, Slam3rOptions,
+                "buffer_size", "must be 0 or at least --initial-winsize", self.buffer_size)
+
+
+@dataclass(frozen=True)
+class SlamOptions:
+    """SLAM: the method, its networks and which frames to use."""
+
+    method: str = option("slam3r", "streaming method", choices=SLAM_METHODS)
+    i2p: str = option("slam3r-i2p", "SLAM3R I2P checkpoint: a registry name, a .pth file or a "
+                      "Hugging Face folder / hf-hub:owner/name")
+    l2w: str = option("slam3r-l2w", "SLAM3R L2W checkpoint (as --i2p)")
+    size: int = option(224, "model input size (SLAM3R's networks are trained at 224)")
+    device: str | None = option(None, "default: cuda when available, else cpu", choices=DEVICES)
+    fps: float | None = option(None, "video: frames per second to sample", type=float)
+    num_frames: int | None = option(None, "use at most this many frames (the first ones)",
+                                    type=int)
+    slam3r: Slam3rOptions = dataclasses.field(default_factory=Slam3rOptions)
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        require_at_least(self, 16, "size")
+        require(self.size % 16 == 0, SlamOptions, "size", "must be a multiple of 16", self.size)
+        require_positive(self, "fps")
+        require_at_least(self, 1, "num_frames")
