@@ -65,3 +65,14 @@ def manifest() -> dict:
 @pytest.fixture(scope="session")
 def golden_slam3r_dir() -> Path:
     return GOLDEN_SLAM3R_DIR
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module (small ops stall on a busy thread pool), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,13 +31,8 @@ from recon4d.synthetic.slam3r_oracle import Slam3rOracle
 FAST = dict(keyframe_stride=2, win_r=2, initial_winsize=3, num_scene_frame=3, buffer_size=6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The oracle's small convolutions run far faster on one thread than on a busy pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# the oracle's small convolutions run far faster on one thread than on a busy pool
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

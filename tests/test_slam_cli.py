@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from recon4d.cli import main
 from recon4d.eval import pose_metrics
@@ -23,12 +22,8 @@ FAST = ["--keyframe-stride", "2", "--win-r", "2", "--initial-winsize", "3",
         "--num-scene-frame", "3", "--buffer-size", "6"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# the oracle's small convolutions run far faster on one thread than on a busy pool
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
