@@ -1,6 +1,6 @@
 """Refinement of a windowed alignment over all pairs: exact pairs give back the true poses from
-perturbed ones and keep the true depths, whatever the block size, frame 0 fixed; a reader must
-give every edge."""
+perturbed ones and keep the true depths, whatever the block size, frame 0 fixed; a window off by
+a common scale is brought back; a reader must give every edge."""
 
 from __future__ import annotations
 
@@ -84,6 +84,21 @@ def test_exact_pairs_give_back_the_true_poses(video, block):
     np.testing.assert_allclose(state.rot, poses[:, :3, :3], atol=1e-4)
     np.testing.assert_allclose(state.trans, poses[:, :3, 3], atol=1e-4)
     np.testing.assert_allclose(state.depths, depths, rtol=1e-4)
+
+
+def test_a_window_off_by_a_common_scale_is_brought_back(video):
+    """Frames 2.. as a window chained with a wrong scale: depths and camera offsets from frame 1
+    x 1.3 (consistent within the window: only the pairs between it and frames 0, 1 see the
+    error) -> the truth, in one call of the default rounds."""
+    depths, focals, pps, poses, edges, data = video
+    wrong = 1.3
+    state = _start(depths, poses, focals, pps)
+    state.rot, state.trans = torch.tensor(poses[:, :3, :3]), torch.tensor(poses[:, :3, 3])
+    state.depths[2:] *= wrong
+    state.trans[2:] = state.trans[1] + wrong * (state.trans[2:] - state.trans[1])
+    refine_alignment(state, edges, _reader(edges, data), 2)
+    np.testing.assert_allclose(state.trans, poses[:, :3, 3], atol=1e-3)
+    np.testing.assert_allclose(state.depths, depths, rtol=1e-3)
 
 
 def test_a_reader_missing_an_edge_is_refused(video):

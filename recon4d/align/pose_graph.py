@@ -5,6 +5,11 @@ sum w |R_n q + t_n - s_e R_e p - t_e|^2 of one (edge, side) depends on the data 
 weight, mean and scatter of z = (q, p). Each such term is replaced by 7 virtual residuals that
 reproduce it exactly, so Levenberg-Marquardt on all poses at once (edge similarities eliminated
 by their closed-form optimum and a Schur complement) costs nothing per pixel.
+
+Optionally every camera also gets a log scale sigma_n, its points becoming exp(sigma_n) R_n q +
+t_n (`solve_camera_similarities`): one step then rescales a whole depth map, which a scale
+error shared by many frames (a window of a long video) needs. The moments, residuals and edge
+similarities take the linear map exp(sigma_n) R_n in place of R_n: every term is linear in it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ Z_Q, Z_P = slice(0, 3), slice(3, 6)
 # R <- exp([w]x) R, t <- exp([w]x) t + v.
 ROT, TRANS = slice(0, 3), slice(3, 6)
 POSE_SIZE = 6
+# With camera scales, one camera's step (7) is a similarity on the left like an edge's:
+# x <- exp(sigma) exp([w]x) x + v for its world points x (ROT, TRANS, then CAM_LOG_SCALE).
+CAM_LOG_SCALE, CAM_SIM_SIZE = 6, 7
 # One edge similarity's step (7), also on the left: rotation, translation, log scale, so that
 # the pair side s R p + t becomes exp(sigma) exp([w]x) (s R p + t) + v.
 SIM_ROT, SIM_TRANS, LOG_SCALE = slice(0, 3), slice(3, 6), 6
@@ -68,7 +76,8 @@ def virtual_residuals(m: TermMoments) -> VirtualResiduals:
 
 def edge_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
                       scale_pull: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
-    """Optimal similarity of every edge given the camera poses (weighted Umeyama on moments).
+    """Optimal similarity of every edge given the camera poses (weighted Umeyama on moments);
+    `rot` may be any camera linear maps (scaled rotations).
 
     With `scale_pull` mu > 0 each edge minimises sum w |y - s R p - t|^2 - mu log s instead:
     same rotation, scale s = (B + sqrt(B^2 + 2 A mu)) / (2 A), A = sum w |p - mean p|^2,
@@ -106,15 +115,18 @@ def _residuals(v: VirtualResiduals, edges: Tensor, rot: Tensor, trans: Tensor,
 
 
 def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tensor, trans: Tensor,
-                    sim: tuple[Tensor, Tensor, Tensor], scale_pull: float
-                    ) -> tuple[Tensor, Tensor]:
+                    sim: tuple[Tensor, Tensor, Tensor], scale_pull: float,
+                    camera_scale: bool = False) -> tuple[Tensor, Tensor]:
     """Gauss-Newton normal equations (H, g) in the 6N pose steps (POSE_SIZE per camera, camera
     by camera), with the edge similarity steps eliminated by a Schur complement. g is half the
-    gradient of the cost; -mu log s adds -mu / 2 to the LOG_SCALE entry."""
+    gradient of the cost; -mu log s adds -mu / 2 to the LOG_SCALE entry. With `camera_scale`,
+    `rot` holds the maps exp(sigma_n) R_n and the steps are 7N (CAM_SIM_SIZE per camera)."""
     a, b, r = _residuals(v, edges, rot, trans, sim)
     eye = torch.eye(3, dtype=a.dtype, device=a.device)
     tau = v.tau[..., None, None] * eye
-    jt = torch.cat((-skew(a), tau), dim=-1)  # (E, 2, 7, 3, POSE_SIZE): ROT, TRANS
+    # (E, 2, 7, 3, size): ROT, TRANS and, with camera scales, the log scale
+    jt = torch.cat((-skew(a), tau, a[..., None]) if camera_scale else (-skew(a), tau), dim=-1)
+    size = jt.shape[-1]
     js = torch.cat((skew(b), -tau, -b[..., None]), dim=-1)  # (..., SIM_SIZE): rot, trans, scale
     h_tt = torch.einsum("eksai,eksaj->ekij", jt, jt)
     h_ts = torch.einsum("eksai,eksaj->ekij", jt, js)
@@ -125,9 +137,9 @@ def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tenso
     ridge = 1e-9 * torch.diagonal(h_ss, dim1=-2, dim2=-1).sum(-1) + 1e-30
     h_ss = h_ss + ridge[:, None, None] * torch.eye(SIM_SIZE, dtype=a.dtype, device=a.device)
     inv_ss = torch.linalg.inv(h_ss)
-    x = h_ts @ inv_ss[:, None]  # (E, 2, POSE_SIZE, SIM_SIZE)
-    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)  # (E, 2, 2, POSE_SIZE, POSE_SIZE)
-    block = (POSE_SIZE, POSE_SIZE)
+    x = h_ts @ inv_ss[:, None]  # (E, 2, size, SIM_SIZE)
+    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)  # (E, 2, 2, size, size)
+    block = (size, size)
     hess = torch.zeros(n_images, n_images, *block, dtype=a.dtype, device=a.device)
     rows = edges[:, :, None].expand(-1, 2, 2)
     cols = edges[:, None, :].expand(-1, 2, 2)
@@ -135,11 +147,11 @@ def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tenso
                     accumulate=True)
     hess.index_put_((edges.reshape(-1), edges.reshape(-1)), h_tt.reshape(-1, *block),
                     accumulate=True)
-    grad = torch.zeros(n_images, POSE_SIZE, dtype=a.dtype, device=a.device)
+    grad = torch.zeros(n_images, size, dtype=a.dtype, device=a.device)
     grad.index_add_(0, edges.reshape(-1),
-                    (g_t - (x @ g_s[:, None, :, None])[..., 0]).reshape(-1, POSE_SIZE))
-    size = POSE_SIZE * n_images
-    return hess.permute(0, 2, 1, 3).reshape(size, size), grad.reshape(-1)
+                    (g_t - (x @ g_s[:, None, :, None])[..., 0]).reshape(-1, size))
+    total = size * n_images
+    return hess.permute(0, 2, 1, 3).reshape(total, total), grad.reshape(-1)
 
 
 def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
@@ -151,19 +163,43 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
     `scale_pull` mu adds -mu sum_e log s_e to the cost: the Lagrange term of the scale gauge.
     `extra`: more cost terms in the poses (video alignment's flow and smoothness models).
     """
+    rot, trans, _, sim = _levenberg_marquardt(m, edges, rot, trans, fixed, iters, scale_pull,
+                                              extra, camera_scale=False)
+    return rot, trans, sim
+
+
+def solve_camera_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
+                              fixed: Tensor, iters: int = LM_ITERS, scale_pull: float = 0.0
+                              ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """As `solve_poses`, with a scale per camera besides its pose: its points become
+    exp(sigma_n) R_n q + t_n. Returns the new (rot, trans), the factors exp(sigma_n) (N,), 1 on
+    the `fixed` cameras, and the optimal edge similarities. The squared cost shrinks with the
+    scene, so a few fixed cameras do not hold its scale: give the gauge's `scale_pull`."""
+    return _levenberg_marquardt(m, edges, rot, trans, fixed, iters, scale_pull, (),
+                                camera_scale=True)
+
+
+def _levenberg_marquardt(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
+                         iters: int, scale_pull: float, extra: Sequence[PoseQuadratic],
+                         camera_scale: bool
+                         ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """The solver of `solve_poses` and, with `camera_scale`, of `solve_camera_similarities`."""
     v = virtual_residuals(m)
     n = rot.shape[0]
+    size = CAM_SIM_SIZE if camera_scale else POSE_SIZE
+    scale = torch.ones(n, dtype=rot.dtype, device=rot.device)
 
-    def cost_of(r: Tensor, t: Tensor, sim: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-        return (_residuals(v, edges, r, t, sim)[2].square().sum()
+    def cost_of(lin: Tensor, r: Tensor, t: Tensor, sim: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        return (_residuals(v, edges, lin, t, sim)[2].square().sum()
                 - scale_pull * torch.log(sim[0]).sum() + sum(q.cost(r, t) for q in extra))
 
-    sim = edge_similarities(m, edges, rot, trans, scale_pull)
-    cost = cost_of(rot, trans, sim)
-    free = (~fixed).repeat_interleave(POSE_SIZE).to(rot.dtype)
+    lin = rot  # exp(sigma_n) R_n
+    sim = edge_similarities(m, edges, lin, trans, scale_pull)
+    cost = cost_of(lin, rot, trans, sim)
+    free = (~fixed).repeat_interleave(size).to(rot.dtype)
     lam = 1e-6
     for _ in range(iters):
-        hess, grad = reduced_system(v, edges, n, rot, trans, sim, scale_pull)
+        hess, grad = reduced_system(v, edges, n, lin, trans, sim, scale_pull, camera_scale)
         for term in extra:
             h_extra, g_extra = term.system(rot, trans)
             hess, grad = hess + h_extra, grad + g_extra
@@ -172,12 +208,14 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
         improved = False
         while lam < 1e10:
             damp = torch.diagonal(hess) * lam + 1e-12 * torch.diagonal(hess).mean()
-            step = -torch.linalg.solve(hess + torch.diag(damp), grad).reshape(n, POSE_SIZE)
+            step = -torch.linalg.solve(hess + torch.diag(damp), grad).reshape(n, size)
             turn = so3_exp(step[:, ROT])
-            new_rot = turn @ rot
-            new_trans = (turn @ trans[..., None])[..., 0] + step[:, TRANS]
-            new_sim = edge_similarities(m, edges, new_rot, new_trans, scale_pull)
-            new_cost = cost_of(new_rot, new_trans, new_sim)
+            grow = torch.exp(step[:, CAM_LOG_SCALE]) if camera_scale else torch.ones_like(scale)
+            new_rot, new_scale = turn @ rot, grow * scale
+            new_lin = new_scale[:, None, None] * new_rot
+            new_trans = grow[:, None] * (turn @ trans[..., None])[..., 0] + step[:, TRANS]
+            new_sim = edge_similarities(m, edges, new_lin, new_trans, scale_pull)
+            new_cost = cost_of(new_lin, new_rot, new_trans, new_sim)
             if new_cost <= cost:
                 improved = True
                 break
@@ -185,8 +223,9 @@ def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed
         if not improved:
             break
         gain = (cost - new_cost) / cost.abs().clamp(min=1e-300)
-        rot, trans, sim, cost = new_rot, new_trans, new_sim, new_cost
+        rot, scale, lin, trans = new_rot, new_scale, new_lin, new_trans
+        sim, cost = new_sim, new_cost
         lam = max(lam / 10, 1e-12)
         if gain < 1e-8:
             break
-    return rot, trans, sim
+    return rot, trans, scale, sim

@@ -5,7 +5,10 @@ error like odometry: each window sees only its own pairs, and a window's scale e
 its depth maps. This refinement runs the fast solver's two block steps over ALL pairs, from the
 windows' result, with every focal and principal point fixed:
 1. the moments of (camera point, pair point) per (edge, side) under IRLS weights, gathered
-   block by block -> all poses and pair similarities at once (`pose_graph.solve_poses`);
+   block by block -> all poses, a scale per camera and the pair similarities at once
+   (`pose_graph.solve_camera_similarities`, with the fast solver's Lagrange pull on the pair
+   scales as scale gauge); each depth map is multiplied by its camera's scale. A scale error
+   shared by a whole window, which the depth step alone moves only slowly, goes in one step;
 2. per block of frames, the IRLS-weighted targets of its pixels from every pair touching it ->
    its poses and depth maps (`camera_fit.fit_cameras`).
 Memory is one block of frames (with the graph's reach on each side) plus O(E) moments and the
@@ -25,7 +28,7 @@ from torch import Tensor
 from recon4d.align.camera_fit import fit_cameras
 from recon4d.align.inputs import PairData
 from recon4d.align.objective import Objective
-from recon4d.align.pose_graph import TermMoments, edge_similarities, solve_poses
+from recon4d.align.pose_graph import TermMoments, edge_similarities, solve_camera_similarities
 from recon4d.align.solver_fast import IRLS_DELTA, moments_pass, targets_pass
 from recon4d.align.state import AlignState
 from recon4d.errors import Recon4dError
@@ -54,7 +57,9 @@ PairReader = Callable[[np.ndarray], PairChunk]
 def refine_alignment(state: AlignState, edges: np.ndarray, read: PairReader, block: int,
                      iters: int = REFINE_ITERS, tol: float = REFINE_TOL) -> list[float]:
     """Refine the poses and depth maps of `state` (all N frames, updated in place; its pair
-    similarities are recomputed) over the pairs `edges` (E, 2); returns the L1 loss history.
+    similarities are recomputed) over the pairs `edges` (E, 2); returns the history of the L1
+    loss in the scale gauge (divided by the geometric mean of the pair scales, so that a common
+    rescaling of the scene, which the gauge's pull allows, does not count).
 
     `read(frames)` gives the pairs inside the consecutive `frames`; it is called for blocks of
     `block` frames widened by the graph's reach, about three times over the video per round.
@@ -77,11 +82,15 @@ def refine_alignment(state: AlignState, edges: np.ndarray, read: PairReader, blo
     history: list[float] = []
     for _ in range(iters):
         moments, loss = _moments(state, all_edges, read, starts, block, reach, delta)
-        history.append(loss)
-        if len(history) > 1 and history[-2] - loss <= tol * history[-2]:
+        history.append(loss / float(state.pw_scale.log().mean().exp()))
+        if len(history) > 1 and history[-2] - history[-1] <= tol * history[-2]:
             break
-        state.rot, state.trans, (state.pw_scale, state.pw_rot, state.pw_trans) = solve_poses(
-            moments, all_edges, state.rot, state.trans, fixed)
+        # the scale gauge's Lagrange term, as in the fast solver: the L1 loss is 1-homogeneous
+        # in the scene scale, x2 for the squared-residual units of the IRLS moments
+        state.rot, state.trans, scale, (state.pw_scale, state.pw_rot, state.pw_trans) = (
+            solve_camera_similarities(moments, all_edges, state.rot, state.trans, fixed,
+                                      scale_pull=2 * loss / len(all_edges)))
+        state.depths *= scale.to(state.depths.dtype)[:, None, None]
         for start in starts:
             _fit_block(state, read, start, min(start + block, n), reach, delta)
     return history
