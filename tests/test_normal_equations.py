@@ -7,12 +7,15 @@ complements of the eliminated unknowns and the gradients all come from autograd,
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.autograd.functional import jacobian
 
 from recon4d.align import camera_fit, pose_graph
 from recon4d.align.camera_fit import LOG_FOCAL, NUM_PARAMS, normal_equations
 from recon4d.align.pose_graph import (
+    CAM_LOG_SCALE,
+    CAM_SIM_SIZE,
     LOG_SCALE,
     POSE_SIZE,
     SIM_ROT,
@@ -98,13 +101,17 @@ def test_camera_fit_system_is_the_depth_eliminated_gauss_newton_system():
     torch.testing.assert_close(grad, step.grad, rtol=1e-9, atol=1e-9)
 
 
-def test_pose_graph_system_is_the_similarity_eliminated_gauss_newton_system():
+@pytest.mark.parametrize("camera_scale", [False, True])
+def test_pose_graph_system_is_the_similarity_eliminated_gauss_newton_system(camera_scale):
     gen = torch.Generator().manual_seed(1)
     n_images, points, pull = 3, 6, 0.3
     edges = torch.tensor([[0, 1], [1, 2], [0, 2]])
     n_edges = len(edges)
     rot = rotation(0.5 * torch.randn(n_images, 3, generator=gen, dtype=F64))
+    if camera_scale:  # the maps exp(sigma_n) R_n
+        rot = (0.5 + torch.rand(n_images, generator=gen, dtype=F64))[:, None, None] * rot
     trans = torch.randn(n_images, 3, generator=gen, dtype=F64)
+    step_size = CAM_SIM_SIZE if camera_scale else POSE_SIZE
     sim = (1 + 0.5 * torch.rand(n_edges, generator=gen, dtype=F64),
            rotation(0.5 * torch.randn(n_edges, 3, generator=gen, dtype=F64)),
            torch.randn(n_edges, 3, generator=gen, dtype=F64))
@@ -119,8 +126,11 @@ def test_pose_graph_system_is_the_similarity_eliminated_gauss_newton_system():
     moments = TermMoments(total, mean, scatter)
 
     def residuals(pose_step: torch.Tensor, sim_step: torch.Tensor) -> torch.Tensor:
-        """sqrt(w) (R_n q + t_n - y) after the left steps; y = s R_e p + t_e likewise stepped."""
+        """sqrt(w) (R_n q + t_n - y) after the left steps; y = s R_e p + t_e likewise stepped;
+        with camera scales the camera's step also multiplies by exp(sigma_n)."""
         turn = rotation(pose_step[:, pose_graph.ROT])
+        if camera_scale:
+            turn = torch.exp(pose_step[:, CAM_LOG_SCALE])[:, None, None] * turn
         new_rot = turn @ rot
         new_trans = (turn @ trans[..., None])[..., 0] + pose_step[:, pose_graph.TRANS]
         world = q @ new_rot[edges].transpose(-1, -2) + new_trans[edges][:, :, None]
@@ -132,10 +142,10 @@ def test_pose_graph_system_is_the_similarity_eliminated_gauss_newton_system():
                  + sim_step[:, None, None, SIM_TRANS])
         return w.sqrt()[..., None] * (world - moved)
 
-    pose0 = torch.zeros(n_images, POSE_SIZE, dtype=F64)
+    pose0 = torch.zeros(n_images, step_size, dtype=F64)
     sim0 = torch.zeros(n_edges, SIM_SIZE, dtype=F64)
     j_pose, j_sim = jacobian(residuals, (pose0, sim0))
-    jac = torch.cat((j_pose.reshape(-1, n_images * POSE_SIZE),
+    jac = torch.cat((j_pose.reshape(-1, n_images * step_size),
                      j_sim.reshape(-1, n_edges * SIM_SIZE)), 1)
     # half the gradient of sum |r|^2 - mu sum log s, from the objective itself
     steps = (pose0.clone().requires_grad_(), sim0.clone().requires_grad_())
@@ -143,10 +153,10 @@ def test_pose_graph_system_is_the_similarity_eliminated_gauss_newton_system():
             - pull * torch.log(sim[0] * torch.exp(steps[1][:, LOG_SCALE])).sum())
     (0.5 * cost).backward()
     full_g = torch.cat((steps[0].grad.reshape(-1), steps[1].grad.reshape(-1)))
-    want_h, want_g = schur(jac.T @ jac, full_g, slice(0, n_images * POSE_SIZE))
+    want_h, want_g = schur(jac.T @ jac, full_g, slice(0, n_images * step_size))
 
     hess, grad = reduced_system(virtual_residuals(moments), edges, n_images, rot, trans, sim,
-                                pull)
+                                pull, camera_scale=camera_scale)
     # the solver adds a ridge of 1e-9 x trace to the similarity block: errors ~1e-9 of the size
     torch.testing.assert_close(hess, want_h, rtol=0, atol=1e-7 * want_h.abs().max().item())
     torch.testing.assert_close(grad, want_g, rtol=0, atol=1e-7 * want_g.abs().max().item())
