@@ -157,7 +157,11 @@ def solve_fast(obj: Objective, state: AlignState, fixed_pose: Tensor, fix_focal:
     def gauge() -> None:
         """Move the whole scene back to the gauge: the anchor's pose, the scales' mean."""
         if not given.any():
-            turn = anchor_pose[0] @ state.rot[anchor].T
+            # the nearest rotation: a product with rot^T would carry its rounding into every
+            # camera at every iteration
+            u, _, vh = torch.linalg.svd(anchor_pose[0] @ state.rot[anchor].T)
+            turn = u @ torch.diag(torch.stack((u.new_ones(()), u.new_ones(()),
+                                               torch.det(u @ vh)))) @ vh
             state.apply_similarity(torch.ones(1, dtype=turn.dtype), turn[None],
                                    (anchor_pose[1] - turn @ state.trans[anchor])[None])
         if scale_gauge:
