@@ -53,9 +53,16 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu", *,
     official loader's rewrite (`PatchEmbedDust3R`, `landscape_only=False`); a Hugging Face
     config.json is used as written either way.
     """
-    checkpoint = open_checkpoint(resolve(spec), as_trained=as_trained)
+    return instantiate(open_checkpoint(resolve(spec), as_trained=as_trained), build_model,
+                       device)
+
+
+def instantiate(checkpoint: Checkpoint, build: Callable[..., nn.Module],
+                device: str | torch.device) -> nn.Module:
+    """The network `build(config, device="meta")` makes from `checkpoint`, with its weights on
+    `device`, in eval mode; a config the builder refuses is reported with the file's path."""
     try:
-        model = build_model(checkpoint.config, device="meta")
+        model = build(checkpoint.config, device="meta")
     except CheckpointError as exc:
         raise CheckpointError(f"{checkpoint.path}: {exc}") from None
     load_weights(model, checkpoint, device)

@@ -16,7 +16,13 @@ from pathlib import Path
 import torch
 
 from recon4d.errors import CheckpointError
-from recon4d.models.loading import Checkpoint, load_weights, read_hf_folder, read_pth, resolve
+from recon4d.models.loading import (
+    Checkpoint,
+    instantiate,
+    read_hf_folder,
+    read_pth,
+    resolve,
+)
 from recon4d.models.slam3r.config import (
     I2P,
     L2W,
@@ -47,12 +53,7 @@ def load_slam3r(spec: str | Path, device: str | torch.device = "cpu", *,
     if expect is not None and arch != expect:
         raise CheckpointError(f"{checkpoint.path}: an {ROLES[arch]} checkpoint, but an "
                               f"{ROLES.get(expect, expect)} checkpoint is needed here")
-    try:
-        model = build_slam3r(checkpoint.config, device="meta")
-    except CheckpointError as exc:
-        raise CheckpointError(f"{checkpoint.path}: {exc}") from None
-    load_weights(model, checkpoint, device)
-    return model.eval()
+    return instantiate(checkpoint, build_slam3r, device)
 
 
 def open_slam3r_checkpoint(path: Path, *, need_encoder: bool | None = None) -> Checkpoint:
