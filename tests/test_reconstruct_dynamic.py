@@ -25,6 +25,8 @@ from recon4d.synthetic import generate_scene, write_scene
 from tests.conftest import GOLDEN_DIR
 
 TINY = GOLDEN_DIR / "checkpoints" / "tiny_dust3r_linear.pth"
+# the tiny golden checkpoint, small and quick (structure only)
+TINY_RUN = ["--weights", f"file:{TINY}", "--size", "128", "--niter", "2", "--device", "cpu"]
 FAST = ["--graph", "swin-2", "--formats", "trajectory,dynamic_mask,static_ply,dynamic_ply"]
 
 
@@ -111,8 +113,7 @@ def test_tiny_checkpoint_numbered_frames_run_the_attention_path(tmp_path):
     frames = tmp_path / "frames"
     write_frames(frames, 4)
     out = tmp_path / "run"
-    assert run(frames, "--out", out, "--weights", f"file:{TINY}", "--size", "128",
-               "--graph", "complete", "--niter", "2", "--device", "cpu",
+    assert run(frames, "--out", out, *TINY_RUN, "--graph", "complete",
                "--formats", "trajectory,depth,dynamic_mask") == 0
     doc = json.loads((out / SCENE_JSON).read_text())
     assert doc["motion"]["method"].startswith("easi3r") and doc["motion"]["passes"] == 2
@@ -124,8 +125,7 @@ def test_unordered_images_and_two_frames_keep_the_static_path(tmp_path):
     frames = tmp_path / "frames"
     write_frames(frames, 2)
     out = tmp_path / "run"
-    assert run(frames, "--out", out, "--weights", f"file:{TINY}", "--size", "128",
-               "--niter", "2", "--device", "cpu", "--formats", "trajectory") == 0
+    assert run(frames, "--out", out, *TINY_RUN, "--formats", "trajectory") == 0
     assert json.loads((out / SCENE_JSON).read_text())["motion"] == {"method": "none"}
 
 
@@ -169,9 +169,8 @@ def test_tiny_checkpoint_streams_pairs_to_disk_in_windows(tmp_path):
     frames = tmp_path / "frames"
     write_frames(frames, 8)
     out = tmp_path / "run"
-    assert run(frames, "--out", out, "--weights", f"file:{TINY}", "--size", "128",
-               "--graph", "swin-2-noncyclic", "--window", "6", "--niter", "2",
-               "--device", "cpu", "--formats", "trajectory,dynamic_mask") == 0
+    assert run(frames, "--out", out, *TINY_RUN, "--graph", "swin-2-noncyclic", "--window", "6",
+               "--formats", "trajectory,dynamic_mask") == 0
     doc = json.loads((out / SCENE_JSON).read_text())
     assert doc["motion"]["method"].startswith("easi3r") and doc["result"]["frames"] == 8
     assert read_masks(out, 8).shape[0] == 8
