@@ -14,6 +14,7 @@ leaves; packages in one layer do not import each other.
 - slam: sequential reconstruction.
 - pipeline: the reconstruct job (its --oracle runs read synthetic scenes).
 - eval: metrics on output folders and benchmark readers.
+- app, cluster: the web app and the batch / sharded runs on Ray, both built on the jobs above.
 - commands, then cli, then __main__: the top.
 
 The shared leaves (errors, options, scene, summary_repr, and the root `recon4d/__init__.py` with
@@ -38,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("slam",),
     ("pipeline",),
     ("eval",),
+    ("app", "cluster"),
     ("commands",),
     ("cli",),
     ("__main__",),
