@@ -28,6 +28,8 @@ COMMANDS = {  # name: one line for `recon4d --help`
     "synth": "render a synthetic dynamic scene with ground truth",
     "eval": "evaluate outputs against a benchmark's ground truth (poses, depth, masks, clouds)",
     "view": "open an output folder (static or 4D) in a web viewer with a timeline",
+    "batch": "run one job over many inputs as Ray tasks, locally or on a cluster; resumable",
+    "app": "the web app: upload, run any job in a queue, view the result, download a zip",
 }
 
 DESCRIPTION = """\
