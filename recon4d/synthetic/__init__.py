@@ -12,6 +12,7 @@ from recon4d.lazy import lazy_getattr
 
 # imported on first use: `recon4d synth` and the evaluation never load the oracle's torch
 _LAZY = {
+    "Mast3rSlamOracle": "recon4d.synthetic.mast3r_slam_oracle",
     "OracleCorruption": "recon4d.synthetic.oracle",
     "OracleModel": "recon4d.synthetic.oracle",
     "Slam3rOracle": "recon4d.synthetic.slam3r_oracle",

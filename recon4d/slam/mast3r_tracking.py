@@ -1,0 +1,281 @@
+"""Frame-to-keyframe tracking of the MASt3R-style SLAM (spec §6, §8.4): Sim(3) Gauss-Newton with
+iteratively reweighted Huber residuals between the keyframe's canonical points and the frame's
+matched points.
+
+Residuals (target - prediction, whitened by sqrt(Q) / sigma with Q = sqrt(Q_ff[match] Q_kf)):
+uncalibrated, the unit ray (3, sigma 0.003) and the distance (1, sigma 10) of the keyframe point
+against the frame point moved by T_{k<-f}; calibrated (intrinsics K), both points first put on
+their pixels' calibrated rays at their depth, the pixel reprojection (2, sigma 1 px) and the
+log-depth (1, sigma 10). Jacobians are with respect to a LEFT perturbation of T_{k<-f}
+(`recon4d.geometry.sim3`); `relative_jacobians` turns them into Jacobians with respect to both
+world poses, so the back end reuses the same residuals for keyframe-keyframe edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from recon4d.errors import InputError
+from recon4d.geometry.rotations import skew
+from recon4d.geometry.sim3 import sim3_act, sim3_adjoint, sim3_exp, sim3_inverse
+from recon4d.slam.mast3r_keyframe import Keyframe
+from recon4d.slam.mast3r_matching import Matches, identity_pixels, match_keyframe
+
+SIGMA_RAY, SIGMA_DIST = 0.003, 10.0
+SIGMA_PIXEL, SIGMA_LOG_DEPTH = 1.0, 10.0
+HUBER_K = 1.345
+MAX_ITERS = 50
+REL_COST_TOL = 1e-3  # stop when the relative cost change is below this ...
+STEP_TOL = 1e-3  # ... or the step norm is
+Q_MIN = 1.5  # matches need descriptor confidence Q above this
+C_MIN = 0.0  # and average confidence above this on both sides
+LOST_FRACTION = 0.05  # tracking fails below this fraction of usable matches
+KEYFRAME_FRACTION = 0.333  # a new keyframe below this matched / unique fraction
+CALIB_BORDER = -10.0  # projections may fall this many pixels (negative: outside) off the image
+MIN_DEPTH = 1e-6
+
+
+@dataclass
+class Residuals:
+    """M correspondences with R residuals each: `r` (M, R) = target - prediction, `jac`
+    (M, R, 7) = dr / d(delta) for T <- exp(delta) T, `sqrt_info` (M, R) whitening weights
+    (0 where a correspondence is unusable)."""
+
+    r: Tensor
+    jac: Tensor
+    sqrt_info: Tensor
+
+
+def _point_jacobian(moved: Tensor) -> Tensor:
+    """(M, 3, 7) d(exp(delta) Y) / d(delta) at delta = 0 for moved points Y (M, 3)."""
+    eye = torch.eye(3, dtype=moved.dtype, device=moved.device).expand(len(moved), 3, 3)
+    return torch.cat((eye, -skew(moved), moved[..., None]), -1)
+
+
+def ray_dist_residuals(points_ref: Tensor, points_src: Tensor, T_ref_src: Tensor,
+                       weight: Tensor, sigma_ray: float = SIGMA_RAY,
+                       sigma_dist: float = SIGMA_DIST) -> Residuals:
+    """Unit-ray (3) and distance (1) residuals of reference points (M, 3) against source points
+    (M, 3) moved by the Sim(3) T_ref_src (4, 4); `weight` (M,) = sqrt(Q) (0 = unused)."""
+    moved = sim3_act(T_ref_src, points_src)
+    dist = moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    ray = moved / dist
+    d_moved = _point_jacobian(moved)
+    eye = torch.eye(3, dtype=moved.dtype, device=moved.device)
+    d_ray = (eye - ray[:, :, None] * ray[:, None, :]) / dist[..., None]
+    jac = -torch.cat((d_ray @ d_moved, ray[:, None, :] @ d_moved), 1)
+    ref_dist = points_ref.norm(dim=-1, keepdim=True)
+    r = torch.cat((points_ref / ref_dist.clamp_min(1e-12) - ray, ref_dist - dist), -1)
+    scale = weight.new_tensor([1 / sigma_ray] * 3 + [1 / sigma_dist])
+    return Residuals(r, jac, weight[:, None] * scale)
+
+
+def constrain_to_rays(points: Tensor, pixels: Tensor, intrinsics: Tensor) -> Tensor:
+    """Points (M, 3) moved onto the calibrated rays K^-1 [u, v, 1] of their pixels (M, 2),
+    keeping their depth z."""
+    homog = torch.cat((pixels.to(points.dtype), torch.ones_like(points[:, :1])), -1)
+    rays = torch.linalg.solve(intrinsics.to(points.dtype), homog.T).T
+    return rays * points[:, 2:3]
+
+
+def pixel_depth_residuals(points_ref: Tensor, pixels_ref: Tensor, points_src: Tensor,
+                          T_ref_src: Tensor, intrinsics: Tensor, image_size: tuple[int, int],
+                          weight: Tensor, sigma_pixel: float = SIGMA_PIXEL,
+                          sigma_log_depth: float = SIGMA_LOG_DEPTH) -> Residuals:
+    """Pixel (2) and log-depth (1) residuals of reference pixels (M, 2) and points (M, 3, on
+    their calibrated rays) against source points moved by T_ref_src and projected with the
+    reference camera's K (3, 3); (H, W) = `image_size`. A projection behind the camera or more
+    than -CALIB_BORDER pixels off the image gets zero weight."""
+    moved = sim3_act(T_ref_src, points_src)
+    k = intrinsics.to(moved.dtype)
+    z = moved[:, 2:3]
+    safe_z = torch.where(z > MIN_DEPTH, z, torch.ones_like(z))
+    proj = moved @ k.T
+    uv = proj[:, :2] / safe_z
+    height, width = image_size
+    inside = ((z[:, 0] > MIN_DEPTH) & (points_ref[:, 2] > MIN_DEPTH)
+              & (uv[:, 0] > CALIB_BORDER) & (uv[:, 0] < width - 1 - CALIB_BORDER)
+              & (uv[:, 1] > CALIB_BORDER) & (uv[:, 1] < height - 1 - CALIB_BORDER))
+    e3 = torch.tensor([0.0, 0.0, 1.0], dtype=moved.dtype, device=moved.device)
+    d_uv = (k[:2] - uv[:, :, None] * e3) / safe_z[..., None]  # (M, 2, 3)
+    d_logz = (e3 / safe_z)[:, None, :]  # (M, 1, 3)
+    d_moved = _point_jacobian(moved)
+    jac = -torch.cat((d_uv @ d_moved, d_logz @ d_moved), 1)
+    ref_logz = torch.where(points_ref[:, 2:3] > MIN_DEPTH, points_ref[:, 2:3], 1.0).log()
+    r = torch.cat((pixels_ref.to(moved.dtype) - uv, ref_logz - safe_z.log()), -1)
+    scale = weight.new_tensor([1 / sigma_pixel] * 2 + [1 / sigma_log_depth])
+    return Residuals(r, jac, (weight * inside)[:, None] * scale)
+
+
+def relative_jacobians(pose_ref: Tensor, jac: Tensor) -> tuple[Tensor, Tensor]:
+    """Jacobians (..., 7) with respect to LEFT perturbations of the world poses T_ref and T_src
+    of residuals whose `jac` is taken with respect to T_ref_src = T_ref^-1 T_src."""
+    jac_src = jac @ sim3_adjoint(sim3_inverse(pose_ref))
+    return -jac_src, jac_src
+
+
+def huber_weights(whitened: Tensor, k: float = HUBER_K) -> Tensor:
+    """IRLS weights of whitened residuals: 1 inside [-k, k], k / |e| outside."""
+    magnitude = whitened.abs()
+    return torch.where(magnitude <= k, torch.ones_like(magnitude), k / magnitude.clamp_min(1e-30))
+
+
+def cholesky_step(hessian: Tensor, gradient: Tensor) -> Tensor:
+    """Solution of H x = g by Cholesky; a zero step where H is not positive definite."""
+    factor, info = torch.linalg.cholesky_ex(hessian)
+    if int(info.max()) != 0:
+        return torch.zeros_like(gradient)
+    return torch.cholesky_solve(gradient[..., None], factor)[..., 0]
+
+
+def robust_sqrt_info(res: Residuals, huber_k: float = HUBER_K) -> Tensor:
+    """(M, R) whitening weights times the square root of the Huber IRLS weights."""
+    return res.sqrt_info * huber_weights(res.sqrt_info * res.r, huber_k).sqrt()
+
+
+def robust_normal_equations(res: Residuals, huber_k: float = HUBER_K
+                            ) -> tuple[Tensor, Tensor, float]:
+    """(H (7, 7), g (7,), cost) of one IRLS step: H = A^T A, g = -A^T b with A, b the Huber-
+    reweighted whitened Jacobian and residuals, cost = 0.5 |b|^2; the step solves H x = g."""
+    robust = robust_sqrt_info(res, huber_k)
+    a = (robust[..., None] * res.jac).reshape(-1, res.jac.shape[-1])
+    b = (robust * res.r).reshape(-1)
+    return a.T @ a, -(a.T @ b), 0.5 * float(b @ b)
+
+
+def edge_normal_equations(res: Residuals, pose_ref: Tensor, huber_k: float = HUBER_K
+                          ) -> tuple[Tensor, Tensor, float]:
+    """(H (14, 14), g (14,), cost) of an edge's residuals (taken with respect to T_ref_src =
+    T_ref^-1 T_src) for LEFT steps of both world poses, ordered [ref (7), src (7)]: the
+    relative system mapped through the adjoint of T_ref^-1 (`relative_jacobians`)."""
+    hessian, gradient, cost = robust_normal_equations(res, huber_k)
+    adj = sim3_adjoint(sim3_inverse(pose_ref))
+    block, side = adj.T @ hessian @ adj, adj.T @ gradient
+    full = torch.cat((torch.cat((block, -block), 1), torch.cat((-block, block), 1)))
+    return full, torch.cat((-side, side)), cost
+
+
+def gauss_newton_sim3(residuals: Callable[[Tensor], Residuals], T_init: Tensor,
+                      max_iters: int = MAX_ITERS, huber_k: float = HUBER_K,
+                      rel_cost_tol: float = REL_COST_TOL,
+                      step_tol: float = STEP_TOL) -> tuple[Tensor, int]:
+    """(T, iterations) minimising the robust cost of `residuals(T)` over one Sim(3) T (4, 4),
+    updated on the left, float64. Stops after a step of norm < `step_tol`, or when the cost
+    changed by less than `rel_cost_tol` relative to the previous iteration."""
+    T = T_init.double()
+    old_cost = None
+    for iteration in range(1, max_iters + 1):
+        hessian, gradient, cost = robust_normal_equations(residuals(T), huber_k)
+        step = cholesky_step(hessian, gradient)
+        T = sim3_exp(step) @ T
+        if float(step.norm()) < step_tol or (
+                old_cost is not None and abs(old_cost - cost) < rel_cost_tol * old_cost):
+            return T, iteration
+        old_cost = cost
+    return T, max_iters
+
+
+def usable_matches(matches: Matches, pred_f: dict[str, Tensor], pred_k: dict[str, Tensor],
+                   average_conf_k: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per keyframe pixel (flat, H * W): Q = sqrt(Q_ff[match] Q_kf), the valid matches with
+    Q > Q_MIN, and those also confident on both sides (average confidence > C_MIN): the ones
+    the pose uses (§6)."""
+    index = matches.index.reshape(-1)
+    q = (pred_f["desc_conf"].reshape(-1)[index] * pred_k["desc_conf"].reshape(-1)).sqrt()
+    good_q = matches.valid.reshape(-1) & (q > Q_MIN)
+    usable = (good_q & (pred_f["conf"].reshape(-1)[index] > C_MIN)
+              & (average_conf_k.reshape(-1) > C_MIN))
+    return q, good_q, usable
+
+
+def frame_residuals(points_k: Tensor, points_f: Tensor, pixels_k: Tensor, pixels_f: Tensor,
+                    weight: Tensor, image_size: tuple[int, int],
+                    intrinsics: Tensor | None = None) -> Callable[[Tensor], Residuals]:
+    """The residual function T_kf -> `Residuals` of M matches: keyframe points (M, 3) at flat
+    keyframe pixels `pixels_k` (M,), frame points (M, 3) at flat frame pixels `pixels_f`,
+    weights sqrt(Q) (M,); ray + distance, or pixel + log-depth when `intrinsics` (3, 3) are
+    given (both points then put on their pixels' calibrated rays). Computed in float64."""
+    ref, src, weight = points_k.double(), points_f.double(), weight.double()
+    if intrinsics is None:
+        return lambda T: ray_dist_residuals(ref, src, T, weight)
+    height, width = image_size
+    grid = identity_pixels(height, width, ref.device).reshape(-1, 2).double()
+    k = intrinsics.to(ref.device, torch.float64)
+    ref = constrain_to_rays(ref, grid[pixels_k], k)
+    src = constrain_to_rays(src, grid[pixels_f], k)
+    return lambda T: pixel_depth_residuals(ref, grid[pixels_k], src, T, k, image_size, weight)
+
+
+@dataclass
+class TrackResult:
+    """One frame tracked against the current keyframe.
+
+    `pose_c2w` (4, 4) float64 Sim(3) world <- frame (the start pose when `lost`) and `T_kf`
+    keyframe <- frame, on the predictions' device; `valid_fraction` usable matches for the
+    pose, `match_fraction` valid matches with Q > Q_MIN, `unique_fraction` distinct frame
+    pixels among the valid matches (all three of keyframe pixels); `needs_keyframe` (§6: min of the
+    two fractions < KEYFRAME_FRACTION), `lost` (valid fraction < LOST_FRACTION); `matches`
+    start the next frame's search (`Matches.pixels`; start afresh after a new keyframe);
+    `iterations` of Gauss-Newton (0 when lost).
+    """
+
+    pose_c2w: Tensor
+    T_kf: Tensor
+    valid_fraction: float
+    match_fraction: float
+    unique_fraction: float
+    needs_keyframe: bool
+    lost: bool
+    matches: Matches
+    iterations: int
+
+
+def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str, Tensor],
+                pose_init_c2w: Tensor, *, init_pixels: Tensor | None = None,
+                intrinsics: Tensor | None = None, exclude_f: Tensor | None = None,
+                fuse_keyframe: bool = True) -> TrackResult:
+    """Track a frame against `keyframe` from one decoder run (`SlamPairSource.decode`, the
+    frame as view 1): match, then Sim(3) Gauss-Newton starting at `pose_init_c2w` (the
+    previous frame's pose, §8.4.3).
+
+    `init_pixels` (H, W, 2) starts the matching (the previous frame's matches), `intrinsics`
+    (3, 3) switches to the calibrated residuals, `exclude_f` (H, W) bool marks the frame's
+    movers (the keyframe's own `movers` are excluded too). Unless lost, `fuse_keyframe` fuses
+    the frame's prediction of the keyframe, moved into the keyframe's camera, into it.
+    """
+    points_f, points_kf = pred_f["pts3d"], pred_k["pts3d"]
+    if points_f.shape != keyframe.points.shape or points_kf.shape != keyframe.points.shape:
+        raise InputError(f"frame predictions {tuple(points_f.shape)} and "
+                         f"{tuple(points_kf.shape)} do not match keyframe {keyframe.index}'s "
+                         f"pointmap {tuple(keyframe.points.shape)}")
+    height, width = points_f.shape[:2]
+    matches = match_keyframe(points_f, points_kf, pred_f["desc"], pred_k["desc"],
+                             init=init_pixels, exclude_f=exclude_f, exclude_k=keyframe.movers)
+    index, matched = matches.index.reshape(-1), matches.valid.reshape(-1)
+    q, good_q, usable = usable_matches(matches, pred_f, pred_k, keyframe.average_conf())
+    pixels = height * width
+    valid_fraction = float(usable.sum()) / pixels
+    match_fraction = float(good_q.sum()) / pixels
+    unique_fraction = float(index[matched].unique().numel()) / pixels
+    needs_keyframe = min(match_fraction, unique_fraction) < KEYFRAME_FRACTION
+    device = points_f.device
+    pose_k = keyframe.pose_c2w.to(device, torch.float64)
+    pose_init = pose_init_c2w.to(device, torch.float64)
+    T_init = sim3_inverse(pose_k) @ pose_init
+    if valid_fraction < LOST_FRACTION:
+        return TrackResult(pose_init, T_init, valid_fraction, match_fraction,
+                           unique_fraction, needs_keyframe, True, matches, 0)
+    keep = usable.nonzero()[:, 0]
+    residuals = frame_residuals(keyframe.points.reshape(-1, 3)[keep],
+                                points_f.reshape(-1, 3)[index[keep]], keep, index[keep],
+                                q[keep].sqrt(), (height, width), intrinsics)
+    T_kf, iterations = gauss_newton_sim3(residuals, T_init)
+    if fuse_keyframe:
+        moved = sim3_act(T_kf.to(points_kf.dtype), points_kf)
+        keyframe.fuse(moved, pred_k["conf"])
+    return TrackResult(pose_k @ T_kf, T_kf, valid_fraction, match_fraction, unique_fraction,
+                       needs_keyframe, False, matches, iterations)

@@ -1,0 +1,101 @@
+"""MASt3R-SLAM matching (recon4d.slam.mast3r_matching) against the ground-truth correspondences
+of a synthetic scene (keyframe surface points projected into the frame) and hand-computed
+gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recon4d.slam.mast3r_matching import (
+    match_keyframe,
+    projective_match,
+    ray_image,
+    refine_by_descriptors,
+)
+from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
+from recon4d.synthetic.oracle import OracleCorruption
+from recon4d.synthetic.scene import SyntheticScene, generate_scene
+from tests.fixtures_mast3r_slam import true_matches
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+W, H = 64, 48
+FRAME, KEYFRAME = 4, 0
+
+
+@pytest.fixture(scope="module")
+def scene() -> SyntheticScene:
+    return generate_scene(frames=6, width=W, height=H, movers=0, seed=0)
+
+
+def test_ray_gradients_use_the_kernel_and_reflect_padding():
+    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32),
+                          torch.arange(W, dtype=torch.float32), indexing="ij")
+    points = torch.stack((0.01 * u, 0.02 * v, torch.ones_like(u)), -1)
+    image = ray_image(points)
+    rays = points / points.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(image[:3], rays.permute(2, 0, 1))
+    # interior: the smoothed central difference ~ the derivative of the unit ray
+    du = (rays[:, 2:] - rays[:, :-2]).permute(2, 0, 1) / 2
+    dv = (rays[2:] - rays[:-2]).permute(2, 0, 1) / 2
+    torch.testing.assert_close(image[3:6, 1:-1, 1:-1], du[:, 1:-1], atol=1e-5, rtol=1e-3)
+    torch.testing.assert_close(image[6:9, 1:-1, 1:-1], dv[:, :, 1:-1], atol=1e-5, rtol=1e-3)
+    # reflect padding: the mirrored neighbour equals the inner one, so the border derivative
+    # across the border is exactly 0
+    assert image[3:6, :, 0].abs().max() < 1e-6 and image[6:9, 0].abs().max() < 1e-6
+    assert image[3, :, 1].abs().min() > 1e-3  # d(ray x)/du one column in
+
+
+def test_projective_match_converges_on_true_correspondences(scene):
+    oracle = Mast3rSlamOracle(scene, OracleCorruption.none().but(normalize=True))
+    pred_f, pred_k = oracle.decode(FRAME, KEYFRAME)
+    uv, sq_error = projective_match(pred_f["pts3d"], pred_k["pts3d"])
+    truth, visible = true_matches(scene, FRAME, KEYFRAME)
+    converged = sq_error.numpy() < 1e-6
+    assert converged[visible].mean() > 0.9
+    error = np.linalg.norm(uv.numpy() - truth, axis=-1)[visible & converged]
+    assert np.percentile(error, 95) < 0.05  # exact predictions: sub-pixel exact positions
+
+
+def test_match_keyframe_finds_true_pixels_under_corruption(scene):
+    pred_f, pred_k = Mast3rSlamOracle(scene).decode(FRAME, KEYFRAME)
+    matches = match_keyframe(pred_f["pts3d"], pred_k["pts3d"], pred_f["desc"], pred_k["desc"])
+    truth, visible = true_matches(scene, FRAME, KEYFRAME)
+    valid = matches.valid.numpy()
+    assert matches.index.shape == (H, W) and valid.mean() > 0.6
+    error = np.linalg.norm(matches.pixels(W).numpy() - truth, axis=-1)
+    assert (error[valid & visible] < 1.5).mean() > 0.9
+    assert (valid & ~visible).sum() < 0.05 * valid.sum()
+
+
+def test_refinement_fixes_a_perturbed_start(scene):
+    pred_f, pred_k = Mast3rSlamOracle(scene).decode(FRAME, KEYFRAME)
+    truth, visible = true_matches(scene, FRAME, KEYFRAME)
+    rng = np.random.default_rng(0)
+    start = np.round(truth + rng.choice([-1, 1], truth.shape) * rng.integers(3, 8, truth.shape))
+    start = torch.from_numpy(np.clip(np.nan_to_num(start), 0, [W - 1, H - 1])).long()
+    refined = refine_by_descriptors(start, pred_f["desc"], pred_k["desc"])
+    before = np.linalg.norm(start.numpy() - truth, axis=-1)[visible]
+    after = np.linalg.norm(refined.numpy() - truth, axis=-1)[visible]
+    assert (before < 1).mean() < 0.01
+    assert (after < 1).mean() > 0.7 and np.median(after) < 0.8
+
+
+def test_excluded_pixels_never_match(scene):
+    pred_f, pred_k = Mast3rSlamOracle(scene).decode(FRAME, KEYFRAME)
+    exclude_k = torch.zeros(H, W, dtype=torch.bool)
+    exclude_k[10:30, 5:25] = True
+    exclude_f = torch.zeros(H, W, dtype=torch.bool)
+    exclude_f[:, 40:] = True
+    plain = match_keyframe(pred_f["pts3d"], pred_k["pts3d"], pred_f["desc"], pred_k["desc"])
+    masked = match_keyframe(pred_f["pts3d"], pred_k["pts3d"], pred_f["desc"], pred_k["desc"],
+                            exclude_f=exclude_f, exclude_k=exclude_k)
+    assert plain.valid[exclude_k].any() and not masked.valid[exclude_k].any()
+    landed = plain.pixels(W)[plain.valid]
+    assert (landed[:, 0] >= 40).any()
+    assert (masked.pixels(W)[masked.valid][:, 0] < 40).all()
+    # elsewhere the same matches
+    keep = ~exclude_k & (plain.pixels(W)[..., 0] < 40)
+    assert torch.equal(masked.valid[keep], plain.valid[keep])

@@ -1,0 +1,263 @@
+"""MASt3R-SLAM tracking (recon4d.slam.mast3r_tracking): residual Jacobians against finite
+differences, recovery of known Sim(3) transforms with outliers, and frame tracking on oracle
+predictions of synthetic scenes (poses, keyframe rule, failure, movers) against ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recon4d.geometry.cameras import intrinsics_from_fov
+from recon4d.geometry.rotations import rotation_angle
+from recon4d.geometry.sim3 import sim3_act, sim3_exp, sim3_inverse, sim3_scale, sim3_to_rigid
+from recon4d.geometry.transforms import invert_rigid
+from recon4d.slam.mast3r_keyframe import Keyframe
+from recon4d.slam.mast3r_tracking import (
+    cholesky_step,
+    constrain_to_rays,
+    edge_normal_equations,
+    gauss_newton_sim3,
+    pixel_depth_residuals,
+    ray_dist_residuals,
+    relative_jacobians,
+    robust_sqrt_info,
+    track_frame,
+)
+from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
+from recon4d.synthetic.scene import SyntheticScene, generate_scene
+from tests.fixtures_mast3r_slam import true_matches
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+W, H = 64, 48
+EYE = torch.eye(4, dtype=torch.float64)
+K = torch.from_numpy(intrinsics_from_fov(W, H, 60.0))
+T_TRUE = sim3_exp(torch.tensor([0.3, -0.1, 0.2, 0.05, -0.08, 0.03, 0.15], dtype=torch.float64))
+
+
+def scene_points(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels (count, 2), points (count, 3)) of a random depth map seen by K, depth 2..5."""
+    rng = np.random.default_rng(seed)
+    pixels = torch.from_numpy(rng.uniform([0, 0], [W - 1, H - 1], size=(count, 2)))
+    depth = torch.from_numpy(rng.uniform(2, 5, size=(count, 1)))
+    homog = torch.cat((pixels, torch.ones(count, 1, dtype=torch.float64)), -1)
+    return pixels, depth * torch.linalg.solve(K, homog.T).T
+
+
+def numeric_jacobian(residual, T: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(M, R, 7) central differences of residual(exp(delta) T) at delta = 0."""
+    columns = []
+    for k in range(7):
+        delta = torch.zeros(7, dtype=torch.float64)
+        delta[k] = eps
+        columns.append((residual(sim3_exp(delta) @ T) - residual(sim3_exp(-delta) @ T))
+                       / (2 * eps))
+    return torch.stack(columns, -1)
+
+
+def test_residual_jacobians_match_finite_differences():
+    pixels, ref = scene_points(50, seed=0)
+    src = sim3_act(sim3_inverse(T_TRUE), ref) + 0.05 * torch.randn(50, 3, dtype=torch.float64)
+    weight = torch.ones(50, dtype=torch.float64)
+    T = sim3_exp(torch.full((7,), 0.02, dtype=torch.float64)) @ T_TRUE
+
+    def rays(t):
+        return ray_dist_residuals(ref, src, t, weight).r
+
+    def calib(t):
+        return pixel_depth_residuals(ref, pixels, src, t, K, (H, W), weight).r
+
+    torch.testing.assert_close(ray_dist_residuals(ref, src, T, weight).jac,
+                               numeric_jacobian(rays, T), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(pixel_depth_residuals(ref, pixels, src, T, K, (H, W), weight).jac,
+                               numeric_jacobian(calib, T), atol=1e-5, rtol=1e-5)
+
+
+def test_relative_jacobians_match_finite_differences_on_world_poses():
+    _, ref = scene_points(20, seed=1)
+    src = ref.flip(0)
+    weight = torch.ones(20, dtype=torch.float64)
+    pose_i = sim3_exp(torch.tensor([1.0, 0.5, -0.2, 0.3, 0.1, -0.4, 0.2], dtype=torch.float64))
+    pose_j = pose_i @ T_TRUE
+
+    def residual(p_i, p_j):
+        return ray_dist_residuals(ref, src, sim3_inverse(p_i) @ p_j, weight).r
+
+    jac = ray_dist_residuals(ref, src, sim3_inverse(pose_i) @ pose_j, weight).jac
+    jac_i, jac_j = relative_jacobians(pose_i, jac)
+    torch.testing.assert_close(jac_i, numeric_jacobian(lambda p: residual(p, pose_j), pose_i),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(jac_j, numeric_jacobian(lambda p: residual(pose_i, p), pose_j),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_edge_normal_equations_assemble_both_poses():
+    _, ref = scene_points(30, seed=5)
+    src = sim3_act(sim3_inverse(T_TRUE), ref) + 0.2 * torch.randn(30, 3, dtype=torch.float64)
+    weight = torch.linspace(0.5, 2.0, 30, dtype=torch.float64)
+    pose_i = sim3_exp(torch.tensor([0.2, -0.4, 1.0, 0.1, 0.6, -0.2, -0.3], dtype=torch.float64))
+    res = ray_dist_residuals(ref, src, T_TRUE, weight)
+    hessian, gradient, cost = edge_normal_equations(res, pose_i)
+    # explicit: A = [robust J_i, robust J_j], H = A^T A, g = -A^T b
+    robust = robust_sqrt_info(res)
+    jac_i, jac_j = relative_jacobians(pose_i, res.jac)
+    a = (robust[..., None] * torch.cat((jac_i, jac_j), -1)).reshape(-1, 14)
+    b = (robust * res.r).reshape(-1)
+    torch.testing.assert_close(hessian, a.T @ a)
+    torch.testing.assert_close(gradient, -(a.T @ b))
+    assert cost == pytest.approx(0.5 * float(b @ b))
+
+
+def pose_error(T: torch.Tensor, truth: torch.Tensor) -> tuple[float, float, float]:
+    """(rotation degrees, translation distance, |log scale ratio|) of Sim(3) T vs truth."""
+    angle = rotation_angle(T[:3, :3] @ truth[:3, :3].T / (sim3_scale(T) * sim3_scale(truth)))
+    return (float(np.degrees(float(angle))), float((T[:3, 3] - truth[:3, 3]).norm()),
+            float((sim3_scale(T) / sim3_scale(truth)).log().abs()))
+
+
+@pytest.mark.parametrize("mode", ["rays", "calibrated"])
+def test_gauss_newton_recovers_a_known_sim3_despite_outliers(mode):
+    pixels, ref = scene_points(400, seed=2)
+    src = sim3_act(sim3_inverse(T_TRUE), ref)
+    outliers = torch.from_numpy(np.random.default_rng(3).random(400) < 0.1)
+    src[outliers] = scene_points(400, seed=9)[1][outliers]  # 10 % unrelated points
+    weight = torch.ones(400, dtype=torch.float64)
+    if mode == "rays":
+        def residuals(T):
+            return ray_dist_residuals(ref, src, T, weight)
+    else:
+        def residuals(T):
+            return pixel_depth_residuals(ref, pixels, src, T, K, (H, W), weight)
+    robust, iterations = gauss_newton_sim3(residuals, EYE)
+    plain, _ = gauss_newton_sim3(residuals, EYE, huber_k=1e12)
+    assert 1 < iterations < 50
+    rot, trans, log_scale = pose_error(robust, T_TRUE)
+    # the distance / log-depth residuals (sigma 10) stay in Huber's quadratic zone, so the
+    # outliers still bias the scale a little; rays and pixels are robust
+    assert rot < 0.3 and trans < 0.03 and log_scale < 0.05
+    rot_plain, trans_plain, _ = pose_error(plain, T_TRUE)
+    assert rot_plain > 5 * rot and trans_plain > 5 * trans  # least squares is pulled away
+
+
+def test_cholesky_step_solves_or_gives_a_zero_step():
+    a = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    g = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(cholesky_step(a, g), torch.tensor([1 / 11, 7 / 11],
+                                                                 dtype=torch.float64))
+    singular = torch.tensor([[1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    assert torch.equal(cholesky_step(singular, g), torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(cholesky_step(-a, g), torch.zeros(2, dtype=torch.float64))
+
+
+def test_constrain_to_rays_keeps_depth_and_hits_the_pixel():
+    pixels, points = scene_points(10, seed=4)
+    moved = constrain_to_rays(points + torch.tensor([0.1, -0.2, 0.0], dtype=torch.float64),
+                              pixels, K)
+    torch.testing.assert_close(moved, points)
+
+
+@pytest.fixture(scope="module")
+def static_scene() -> SyntheticScene:
+    return generate_scene(frames=9, width=W, height=H, movers=0, seed=0, fps=1.5)
+
+
+def keyframe_of(oracle: Mast3rSlamOracle, index: int = 0,
+                movers: torch.Tensor | None = None) -> Keyframe:
+    """A keyframe at the origin from the frame's prediction against itself."""
+    pred = oracle.decode(index, index)[0]
+    return Keyframe.from_prediction(index, oracle.scene.rgb[index], pred, EYE, movers)
+
+
+def true_relative(scene: SyntheticScene, oracle_kf: Keyframe, pred_f: dict,
+                  frame: int) -> torch.Tensor:
+    """The true Sim(3) keyframe <- frame in the units of the keyframe's and the frame's
+    predictions (their scales against the ground-truth distances)."""
+    def unit(points, index):
+        surface = scene.depth[index] > 0
+        dist = np.linalg.norm(scene.world_points(index) - scene.poses_c2w[index][:3, 3], axis=-1)
+        return np.median(np.linalg.norm(points.numpy(), axis=-1)[surface] / dist[surface])
+    scale_k, scale_f = unit(oracle_kf.points, oracle_kf.index), unit(pred_f["pts3d"], frame)
+    rigid = torch.from_numpy(invert_rigid(scene.poses_c2w[oracle_kf.index])
+                             @ scene.poses_c2w[frame])
+    truth = rigid.clone()
+    truth[:3, :3] *= scale_k / scale_f
+    truth[:3, 3] *= scale_k
+    return truth
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_track_frame_recovers_the_true_pose(static_scene, calibrated):
+    oracle = Mast3rSlamOracle(static_scene)
+    keyframe = keyframe_of(oracle)
+    intrinsics = torch.from_numpy(static_scene.intrinsics[0]) if calibrated else None
+    pose, init = EYE, None
+    for frame in (1, 2, 3):
+        pred_f, pred_k = oracle.decode(frame, 0)
+        result = track_frame(keyframe, pred_f, pred_k, pose, init_pixels=init,
+                             intrinsics=intrinsics)
+        assert not result.lost and not result.needs_keyframe and result.iterations > 0
+        truth = true_relative(static_scene, keyframe, pred_f, frame)
+        rot, trans, log_scale = pose_error(result.T_kf, truth)
+        baseline = float(truth[:3, 3].norm())
+        assert rot < 1.0 and trans < 0.1 * baseline + 0.01 and log_scale < 0.03
+        torch.testing.assert_close(result.pose_c2w, keyframe.pose_c2w @ result.T_kf)
+        pose, init = result.pose_c2w, result.matches.pixels(W).float()
+    assert keyframe.count == 4  # fused with each tracked frame's prediction of it
+
+
+def test_fractions_follow_the_true_overlap_and_ask_for_a_keyframe(static_scene):
+    oracle = Mast3rSlamOracle(static_scene)
+    keyframe = keyframe_of(oracle)
+    results = {}
+    for frame in (1, 8):
+        pred_f, pred_k = oracle.decode(frame, 0)
+        results[frame] = track_frame(keyframe, pred_f, pred_k, EYE, fuse_keyframe=False)
+        visible = true_matches(static_scene, frame, 0)[1].mean()
+        assert results[frame].match_fraction <= visible + 0.02
+    assert not results[1].needs_keyframe and results[8].needs_keyframe
+    assert results[8].unique_fraction < 0.333 < results[1].unique_fraction
+
+
+def test_contradicting_predictions_lose_tracking(static_scene):
+    oracle = Mast3rSlamOracle(static_scene)
+    keyframe = keyframe_of(oracle)
+    pred_f, pred_k = oracle.decode(1, 0)
+    pred_k = dict(pred_k, pts3d=pred_k["pts3d"] * 1.5)  # rays agree, distances do not
+    start = sim3_exp(torch.full((7,), 0.01, dtype=torch.float64))
+    result = track_frame(keyframe, pred_f, pred_k, start)
+    assert result.lost and result.valid_fraction < 0.05 and result.iterations == 0
+    assert torch.equal(result.pose_c2w, start) and keyframe.count == 1
+
+
+def test_movers_masks_keep_tracking_on_the_static_scene():
+    scene = generate_scene(frames=4, width=W, height=H, movers=8, seed=2, fps=1.0)
+    oracle = Mast3rSlamOracle(scene)
+    errors = {}
+    for masked in (False, True):
+        keyframe = keyframe_of(oracle, movers=torch.from_numpy(scene.dynamic_mask[0])
+                               if masked else None)
+        trans = []
+        for frame in (1, 2, 3):
+            pred_f, pred_k = oracle.decode(frame, 0)
+            exclude = torch.from_numpy(scene.dynamic_mask[frame]) if masked else None
+            result = track_frame(keyframe, pred_f, pred_k, EYE, exclude_f=exclude,
+                                 fuse_keyframe=False)
+            trans.append(pose_error(result.T_kf, true_relative(scene, keyframe, pred_f,
+                                                               frame))[1])
+        errors[masked] = np.mean(trans)
+    assert scene.dynamic_mask.mean() > 0.15
+    assert errors[True] < 0.5 * errors[False]
+
+
+def test_keyframe_fusion_is_the_confidence_weighted_mean():
+    points = torch.tensor([[[1.0, 2.0, 3.0]]])
+    keyframe = Keyframe(0, np.zeros((1, 1, 3), np.uint8), points, torch.tensor([[2.0]]), 1,
+                        torch.zeros(1, 1, 2), torch.ones(1, 1), torch.zeros(1, 1, dtype=bool),
+                        EYE)
+    keyframe.fuse(torch.tensor([[[4.0, 5.0, 0.0]]]), torch.tensor([[1.0]]))
+    torch.testing.assert_close(keyframe.points, torch.tensor([[[2.0, 3.0, 2.0]]]))
+    assert keyframe.count == 2
+    torch.testing.assert_close(keyframe.average_conf(), torch.tensor([[1.5]]))
+    rigid, scale = sim3_to_rigid(keyframe.pose_c2w)
+    assert float(scale) == 1.0 and torch.equal(rigid, EYE)
