@@ -120,7 +120,7 @@ def _open_pth(path: Path, as_trained: bool) -> Checkpoint:
 
 def read_pth(path: Path) -> tuple[Mapping[str, torch.Tensor], str]:
     """(state dict, constructor string `args.model`) of an official `.pth`, loaded safely."""
-    content = _torch_load(path)
+    content = torch_load_safe(path)
     state = content.get("model") if isinstance(content, Mapping) else None
     if not isinstance(state, Mapping):
         raise CheckpointError(
@@ -138,7 +138,7 @@ def read_pth(path: Path) -> tuple[Mapping[str, torch.Tensor], str]:
     return state, constructor
 
 
-def _torch_load(path: Path) -> object:
+def torch_load_safe(path: Path) -> object:
     """`torch.load` allowing only tensors and ALLOWED_GLOBALS; errors name the file."""
     try:
         with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):

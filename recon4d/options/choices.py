@@ -5,8 +5,10 @@ CHECKPOINT_HELP = ("a registry name (dust3r, mast3r, monst3r, ...; downloaded on
                    "hf-hub:OWNER/NAME[@REV] for any Hugging Face Hub repo, or a local .pth file "
                    "or Hugging Face folder (file:PATH never downloads)")
 AUTO_GRAPH_WINDOW = 5  # `auto`: complete graph up to 2*5+1 frames, swin-5 beyond
-GRAPH_HELP = ("complete, swin-K, swin-K-noncyclic, logwin-K, logwin-K-noncyclic, oneref-R "
-              "(K window size, default 3; R reference image, default 0)")
+GRAPH_HELP = ("complete, swin-K, swin-K-noncyclic, logwin-K, logwin-K-noncyclic, oneref-R, "
+              "retrieval-Na-k (K window size, default 3; R reference image, default 0; "
+              "retrieval: Na key images and the k most similar images per image, by image "
+              "similarity; retrieval = retrieval-20-10)")
 PREFILTER_HELP = "seqN (keep pairs with |i-j| <= N) or cycN (the same, distance taken circularly)"
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")  # keys of recon4d.models.precision.AUTOCAST_DTYPES
