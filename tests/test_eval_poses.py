@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 
 from recon4d.errors import InputError
 from recon4d.eval import pose_metrics
-from recon4d.eval.poses import AlignmentError, align_poses, fit_sim3
+from recon4d.eval.poses import AlignmentError, Sim3, align_poses, fit_sim3, fit_sim3_to_poses
 from recon4d.eval.trajectory import associate
 from recon4d.io.tum import Trajectory, read_tum, write_tum
 from tests.fixtures_eval import random_poses, write_tum_file
@@ -193,3 +193,42 @@ def test_random_trajectories_agree_with_evo(seed):
             ref = evo_reference(evo_traj(gt), evo_traj(est), align, delta, all_pairs)
             for key in ("ate", "rpe_trans", "rpe_rot"):
                 assert ours[key] == pytest.approx(ref[key], abs=1e-6, rel=1e-9), key
+
+
+def _arc_poses(n: int, radius: float, sweep_deg: float) -> np.ndarray:
+    """Cameras on a short arc of a circle in the xy plane, each looking at its centre."""
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    for k, angle in enumerate(np.radians(np.linspace(0.0, sweep_deg, n))):
+        centre = radius * np.array([np.cos(angle), np.sin(angle), 0.0])
+        forward = -centre / radius
+        down = np.array([0.0, 0.0, -1.0])
+        right = np.cross(down, forward)
+        poses[k, :3, :3] = np.stack([right, down, forward], axis=1)
+        poses[k, :3, 3] = centre
+    return poses
+
+
+def test_cloud_alignment_uses_orientations_where_centres_leave_a_rotation_free():
+    truth = _arc_poses(4, 5.0, 6.0)  # nearly collinear centres
+    rotation = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+    known = Sim3(rotation, np.array([0.3, -1.0, 2.0]), 0.5)
+    est = Sim3(rotation.T, -rotation.T @ known.translation / known.scale,
+               1 / known.scale).apply_poses(truth)  # truth seen through the inverse of `known`
+    exact = fit_sim3_to_poses(est, truth)
+    np.testing.assert_allclose(exact.rotation, rotation, atol=1e-9)
+    np.testing.assert_allclose(exact.scale, 0.5, rtol=1e-9)
+    np.testing.assert_allclose(exact.apply_poses(est), truth, atol=1e-9)
+    noisy = est.copy()
+    noisy[:, :3, 3] += np.random.default_rng(0).normal(scale=2e-3, size=(4, 3))
+
+    def angle(fit: Sim3) -> float:
+        cos = (np.trace(fit.rotation.T @ rotation) - 1) / 2
+        return float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+
+    assert angle(fit_sim3_to_poses(noisy, truth)) < 0.5
+    assert angle(fit_sim3(noisy[:, :3, 3], truth[:, :3, 3])) > 2.0  # the ATE protocol's fit
+
+
+def test_cloud_alignment_needs_two_poses():
+    with pytest.raises(AlignmentError, match="at least 2 poses"):
+        fit_sim3_to_poses(np.eye(4)[None], np.eye(4)[None])

@@ -16,7 +16,7 @@ from recon4d.eval.clouds import cloud_metrics, depth_to_world, voxel_downsample
 from recon4d.eval.depth import depth_metrics
 from recon4d.eval.masks import mask_metrics
 from recon4d.eval.ply import read_ply_points
-from recon4d.eval.poses import Sim3, align_poses, pose_metrics
+from recon4d.eval.poses import Sim3, align_poses, fit_sim3_to_poses, pose_metrics
 from recon4d.eval.prediction import EVALUABLE, Prediction, is_prediction, load_prediction
 from recon4d.eval.readers import (
     ALL_FRAMES,
@@ -101,13 +101,17 @@ def gt_cloud(gt: GroundTruth, gi: np.ndarray, max_depth: float | None,
 
 def eval_cloud(pred: Prediction, gt: GroundTruth, pi: np.ndarray, gi: np.ndarray,
                opts: EvalOptions, cloud: np.ndarray) -> dict[str, float]:
-    """Metrics of the predicted `cloud` moved by the trajectory alignment."""
+    """Metrics of the predicted `cloud` moved by the cameras' alignment (centres and
+    orientations, `fit_sim3_to_poses`; `--align scale` and `none` as for the poses)."""
     if gt.intrinsics is None:
         raise InputError("needs ground-truth intrinsics to build the ground-truth cloud")
     if opts.align == "none":
         transform = Sim3(np.eye(3), np.zeros(3), 1.0)
-    else:
+    elif opts.align == "scale":
         transform = align_poses(*gt_pose_frames(pred, gt, pi, gi), opts.align)[1]
+    else:
+        transform = fit_sim3_to_poses(*gt_pose_frames(pred, gt, pi, gi),
+                                      with_scale=opts.align == "sim3")
     voxel = opts.cloud_threshold / 2 if opts.cloud_voxel is None else opts.cloud_voxel
     points = voxel_downsample(transform.apply_points(cloud), voxel)
     return {**cloud_metrics(points, gt_cloud(gt, gi, opts.depth_cap(gt.max_depth), voxel),

@@ -84,6 +84,38 @@ def align_poses(est: np.ndarray, gt: np.ndarray, mode: str = "sim3") -> tuple[np
     return transform.apply_poses(est), transform
 
 
+def fit_sim3_to_poses(est: np.ndarray, gt: np.ndarray, with_scale: bool = True) -> Sim3:
+    """Similarity mapping estimated (N, 4, 4) camera-to-world poses onto the true ones using
+    the camera orientations as well as the centres, for moving a point cloud.
+
+    The rotation maximises tr(R^T M) with M = C / (|X| |Y|) + mean_i R_gt,i R_est,i^T, where C
+    is the centred cross-covariance of the centres (Kabsch with both kinds of evidence, each
+    term at most 1 in norm): centres on an arc or a line leave the rotation about it to the
+    orientations, which a centres-only fit (`fit_sim3`, the ATE protocol) picks arbitrarily.
+    The scale and translation then fit the centres.
+    """
+    est, gt = np.asarray(est, np.float64), np.asarray(gt, np.float64)
+    if len(est) < 2:
+        raise AlignmentError(f"aligning a cloud by its cameras needs at least 2 poses, "
+                             f"got {len(est)}")
+    src, dst = est[:, :3, 3], gt[:, :3, 3]
+    src_c, dst_c = src - src.mean(0), dst - dst.mean(0)
+    spread = np.linalg.norm(src_c) * np.linalg.norm(dst_c)
+    rotations = est[:, :3, :3] / np.cbrt(np.linalg.det(est[:, :3, :3]))[:, None, None]
+    cross = dst_c.T @ src_c
+    target = (gt[:, :3, :3] @ rotations.transpose(0, 2, 1)).mean(0)
+    if spread > 0:
+        target = target + cross / spread
+    u, _, vh = np.linalg.svd(target)
+    rotation = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vh))]) @ vh
+    var_src = float((src_c**2).sum())
+    scale = float(np.trace(rotation.T @ cross)) / var_src if with_scale and var_src > 0 else 1.0
+    if not scale > 0:
+        raise AlignmentError("aligning a cloud by its cameras: the camera centres give no "
+                             "positive scale")
+    return Sim3(rotation, dst.mean(0) - scale * rotation @ src.mean(0), scale)
+
+
 def ate_errors(est: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Per-frame distance between estimated and true camera centres."""
     return np.linalg.norm(est[:, :3, 3] - gt[:, :3, 3], axis=-1)
