@@ -1,14 +1,17 @@
-"""`recon4d slam --method slam3r` end to end: with the oracle (trajectory against the ground
-truth; the folder is read by `recon4d eval` and the viewer), on a video with the tiny golden
-checkpoints (structure only), and its errors before any slow work."""
+"""`recon4d slam` end to end, with SLAM3R and with MASt3R-SLAM (`--method mast3r`): with the
+oracle (trajectory against the ground truth; the folder is read by `recon4d eval` and the
+viewer), on frames with the tiny golden checkpoints (structure only), and its errors: before
+any slow work where they can be known then, else with what was reconstructed still written."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from recon4d.cli import main
 from recon4d.eval import pose_metrics
@@ -97,3 +100,103 @@ def test_a_stream_shorter_than_the_initial_window_fails(synth, tmp_path, capsys)
     code = main(["slam", "--oracle", str(folder), "--out", str(tmp_path / "run"),
                  "--keyframe-stride", "4", "--num-frames", "7"])
     assert code == 2 and "shorter than the initial window" in capsys.readouterr().err
+
+
+# --- --method mast3r -----------------------------------------------------------------------
+
+MAST3R = Path(__file__).parent / "data" / "golden" / "checkpoints" / "tiny_mast3r_a.pth"
+
+
+@pytest.fixture(scope="module")
+def dynamic_synth(tmp_path_factory):
+    scene = generate_scene(frames=10, width=64, height=48, movers=2, seed=4, fps=5.0)
+    return write_scene(scene, tmp_path_factory.mktemp("synth") / "scene"), scene
+
+
+def test_mast3r_oracle_run_writes_a_folder_eval_and_view_read(dynamic_synth, tmp_path, capsys):
+    folder, scene = dynamic_synth
+    out = tmp_path / "run"
+    assert main(["slam", "--method", "mast3r", "--oracle", str(folder), "--out", str(out),
+                 "--movers", "oracle"]) == 0
+    gt = scene.poses_c2w
+    path = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
+    metrics = pose_metrics(out / "trajectory_tum.txt", folder / "trajectory_tum.txt")
+    assert metrics["num_poses"] == 10 and metrics["ate"] < 0.02 * path
+    doc = json.loads((out / "scene.json").read_text())
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert doc["command"] == "slam" and sorted(doc["files"]) == on_disk
+    assert {"pointcloud.ply", "scene.glb", "intrinsics.json", "slam_frames.csv",
+            "keyframes_tum.txt", "dynamic_mask/000009.png"} <= set(on_disk)
+    keyframes = doc["slam"]["keyframes"]
+    assert keyframes[0] == 0 and doc["slam"]["error"] is None
+    assert {f"keyframes/{k:06d}.png" for k in keyframes} <= set(on_disk)
+    rows = [r for r in (out / "keyframes_tum.txt").read_text().splitlines() if r[0] != "#"]
+    assert len(rows) == len(keyframes)
+    mask = np.asarray(Image.open(out / "dynamic_mask" / "000003.png")) > 0
+    assert np.array_equal(mask, scene.dynamic_mask[3])
+    rows = (out / "slam_frames.csv").read_text().splitlines()
+    assert rows[0] == "frame,name,keyframe,is_keyframe,lost,focal" and len(rows) == 11
+    if importlib.util.find_spec("av") is not None:
+        assert "map_video.mp4" in on_disk
+    pred = load_prediction(out)
+    assert len(pred.trajectory) == 10 and pred.cloud_path is not None
+    view = read_output_folder(out, max_points=100)
+    assert len(view) == 10 and view.intrinsics.shape == (10, 3, 3)
+    assert f"recon4d slam: 10 frames ({len(keyframes)} keyframes, 0 lost)" in \
+        capsys.readouterr().out
+    report = tmp_path / "metrics.json"
+    assert main(["eval", str(out), str(folder), "--out", str(report)]) == 0
+
+
+def write_frames(folder: Path, sizes: list[tuple[int, int]]) -> None:
+    """PNG frames of the given (width, height), shifted crops of one random picture."""
+    folder.mkdir()
+    picture = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    for i, (width, height) in enumerate(sizes):
+        Image.fromarray(picture[:height, 2 * i:2 * i + width]).save(folder / f"{i:03d}.png")
+
+
+def test_mast3r_tiny_checkpoint_keeps_what_was_done_before_a_frame_of_another_size(tmp_path,
+                                                                                   capsys):
+    frames = tmp_path / "frames"
+    write_frames(frames, [(64, 48)] * 3 + [(48, 64)])
+    out = tmp_path / "run"
+    code = main(["slam", str(frames), "--method", "mast3r", "--weights", str(MAST3R),
+                 "--size", "64", "--out", str(out), "--no-map-video"])
+    assert code == 2
+    assert "003.png: frame 3 is 48x64 but the stream started at 64x48" in capsys.readouterr().err
+    doc = json.loads((out / "scene.json").read_text())
+    assert doc["slam"]["frames_done"] == 3 and "48x64" in doc["slam"]["error"]
+    traj = load_prediction(out).trajectory
+    assert len(traj) == 3 and np.isfinite(traj.poses).all()
+
+
+def test_mast3r_stream_that_never_tracks_is_an_error_with_its_folder(tmp_path, capsys):
+    # random weights: no frame has enough valid matches
+    frames = tmp_path / "frames"
+    write_frames(frames, [(64, 48)] * 3)
+    out = tmp_path / "run"
+    code = main(["slam", str(frames), "--method", "mast3r", "--weights", str(MAST3R),
+                 "--size", "64", "--out", str(out), "--no-map-video"])
+    assert code == 2 and "no frame after the first could be tracked" in capsys.readouterr().err
+    rows = (out / "slam_frames.csv").read_text().splitlines()
+    assert [r.split(",")[4] for r in rows[1:]] == ["0", "1", "1"]  # the lost column
+
+
+def test_mast3r_calibration_for_other_frames_fails_before_any_frame(dynamic_synth, tmp_path,
+                                                                    capsys):
+    folder, _ = dynamic_synth
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps({"fx": 500, "fy": 500, "cx": 320, "cy": 240}))
+    out = tmp_path / "run"
+    code = main(["slam", "--method", "mast3r", "--oracle", str(folder), "--out", str(out),
+                 "--calib", str(calib)])
+    err = capsys.readouterr().err
+    assert code == 2 and "calib.json: principal point (320, 240) does not fit the 64x48" in err
+    assert not out.exists()
+
+
+def test_mast3r_oracle_masks_need_the_oracle(tmp_path, capsys):
+    code = main(["slam", str(tmp_path), "--method", "mast3r", "--movers", "oracle", "--out",
+                 str(tmp_path / "run")])
+    assert code == 2 and "--movers oracle" in capsys.readouterr().err

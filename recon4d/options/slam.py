@@ -1,6 +1,8 @@
-"""Options of `recon4d slam`: the method, its networks and frames (`SlamOptions`), and the SLAM3R
+"""Options of `recon4d slam`: the method, its networks and frames (`SlamOptions`), the SLAM3R
 stream's keyframe stride, windows, retrieval, buffer and output thresholds (`Slam3rOptions`;
-defaults are the reference's wild-video ones).
+defaults are the reference's wild-video ones), and the MASt3R-SLAM stream's tracking, keyframe,
+back-end, retrieval and mover settings (`Mast3rSlamOptions`; defaults are MASt3R-SLAM's base
+config, algorithms-spec §6 / §8.4).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from recon4d.options.fields import (
 )
 
 BUFFER_STRATEGIES = ("reservoir", "fifo")
-SLAM_METHODS = ("slam3r",)  # the MASt3R-based streaming mode will be "mast3r"
+SLAM_METHODS = ("slam3r", "mast3r")
+MOVER_MASKS = ("none", "flow", "oracle")  # oracle: the synthetic scene's true dynamic masks
+DEFAULT_SIZES = {"slam3r": 224, "mast3r": 512}  # the networks' training resolutions
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,49 @@ class Slam3rOptions:
 
 
 @dataclass(frozen=True)
+class Mast3rSlamOptions:
+    """MASt3R-SLAM: tracking, keyframes, back end, retrieval, movers and outputs."""
+
+    weights: str = option("mast3r", "MASt3R checkpoint: a registry name, a .pth file or a "
+                          "Hugging Face folder / hf-hub:owner/name")
+    retrieval_weights: str | None = option(
+        None, "MASt3R retrieval checkpoint (trainingfree.pth); default: pooled encoder tokens",
+        metavar="PTH")
+    calib: str | None = option(None, "JSON intrinsics at the original resolution ({fx, fy, cx, "
+                               "cy}, {\"K\": 3x3} or a 3x3 list): calibrated tracking",
+                               metavar="JSON")
+    subsample: int = option(1, "use every n-th frame")
+    edge_min_valid: float = option(0.1, "a retrieved back-end edge is kept when both "
+                                   "directions reach this valid match fraction")
+    reloc_min_valid: float = option(0.3, "relocalisation succeeds when the candidates reach "
+                                    "this valid match fraction")
+    retrieval_k: int = option(3, "keyframes retrieved per new keyframe and per relocalisation")
+    retrieval_min_score: float = option(0.5, "cosine similarity of pooled descriptors below "
+                                        "which a retrieved keyframe is ignored")
+    loop_gap: int = option(5, "retrieved keyframes at least this many keyframes older make "
+                           "loop edges (their endpoints join the window)")
+    window: int = option(10, "keyframes the back end moves (the newest ones; older fixed), so "
+                         "the cost per keyframe does not grow with the map")
+    backend_iters: int = option(10, "most Gauss-Newton iterations of the back end")
+    movers: str = option("none", "per-frame motion masks kept out of tracking and the map",
+                         choices=MOVER_MASKS)
+    cloud_conf: float = option(1.5, "average confidence above which keyframe points enter the "
+                               "fused cloud")
+    map_video: bool = option(True, "skip the MP4 of the map growing beside the input (written "
+                             "when PyAV is installed)")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        require_at_least(self, 1, "subsample", "retrieval_k", "backend_iters")
+        require_at_least(self, 0, "loop_gap")
+        require_at_least(self, 2, "window")
+        require_positive(self, "edge_min_valid", "reloc_min_valid", "cloud_conf")
+        for name in ("edge_min_valid", "reloc_min_valid"):
+            require(getattr(self, name) <= 1, Mast3rSlamOptions, name, "must be at most 1",
+                    getattr(self, name))
+
+
+@dataclass(frozen=True)
 class SlamOptions:
     """SLAM: the method, its networks and which frames to use."""
 
@@ -74,16 +121,24 @@ class SlamOptions:
     i2p: str = option("slam3r-i2p", "SLAM3R I2P checkpoint: a registry name, a .pth file or a "
                       "Hugging Face folder / hf-hub:owner/name")
     l2w: str = option("slam3r-l2w", "SLAM3R L2W checkpoint (as --i2p)")
-    size: int = option(224, "model input size (SLAM3R's networks are trained at 224)")
+    size: int | None = option(None, "model input size (default: 224 for slam3r, 512 for "
+                              "mast3r, the networks' training sizes)", type=int)
     device: str | None = option(None, "default: cuda when available, else cpu", choices=DEVICES)
     fps: float | None = option(None, "video: frames per second to sample", type=float)
     num_frames: int | None = option(None, "use at most this many frames (the first ones)",
                                     type=int)
     slam3r: Slam3rOptions = dataclasses.field(default_factory=Slam3rOptions)
+    mast3r: Mast3rSlamOptions = dataclasses.field(default_factory=Mast3rSlamOptions)
 
     def __post_init__(self) -> None:
         check_choices(self)
         require_at_least(self, 16, "size")
-        require(self.size % 16 == 0, SlamOptions, "size", "must be a multiple of 16", self.size)
+        require(self.size is None or self.size % 16 == 0, SlamOptions, "size",
+                "must be a multiple of 16", self.size)
         require_positive(self, "fps")
         require_at_least(self, 1, "num_frames")
+
+    @property
+    def model_size(self) -> int:
+        """--size, or the method's training size."""
+        return DEFAULT_SIZES[self.method] if self.size is None else self.size

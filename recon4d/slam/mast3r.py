@@ -1,0 +1,382 @@
+"""The MASt3R-SLAM stream (algorithms-spec §6, §8.4): frames in one at a time, a camera pose per
+frame out at once, keyframes with fused pointmaps, a windowed back end with loop closure, and
+relocalisation after tracking failure.
+
+`Mast3rSlam(source, options).push(view) -> FramePose` tracks the frame against the current
+keyframe (`track_frame`); when the matched fractions drop, the frame becomes a keyframe with an
+edge to the previous keyframe and to up to `retrieval_k` retrieved ones (decoded both ways, kept
+when both reach `edge_min_valid`), and the back end (`PoseGraph`) re-solves its window. A frame
+that cannot be tracked switches the stream to relocalisation: each following frame is matched
+to retrieved keyframes and, once one passes `reloc_min_valid`, becomes a keyframe at that
+keyframe's pose. Every frame keeps its keyframe and its pose relative to it, so `frame_poses()`
+follows the back end when it moves keyframes. Optional per-frame mover masks (`MoverMasks`) are
+kept out of tracking, edges and the map.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recon4d.align.focal import FOCAL_RANGE, estimate_focal
+from recon4d.errors import InputError
+from recon4d.geometry.sim3 import sim3_act, sim3_inverse, sim3_scale, sim3_to_rigid
+from recon4d.inference.model_images import img_to_uint8
+from recon4d.options.slam import Mast3rSlamOptions
+from recon4d.slam.mast3r_graph import Calibration, GraphEdge, PoseGraph
+from recon4d.slam.mast3r_keyframe import Keyframe
+from recon4d.slam.mast3r_matching import match_keyframe
+from recon4d.slam.mast3r_network import SlamPairSource
+from recon4d.slam.mast3r_retrieval import KeyframeDatabase, global_descriptor
+from recon4d.slam.mast3r_tracking import (
+    C_MIN,
+    KEYFRAME_FRACTION,
+    Q_MIN,
+    TrackResult,
+    track_frame,
+)
+
+SCALE_RANGE = (0.05, 20.0)  # plausible scale of a frame relative to its keyframe
+
+# (view, pred_f, pred_k, keyframe) -> (H, W) bool movers of the frame, or None; pred_k and the
+# keyframe are None for a frame decoded alone (the first one, relocalisation)
+MoverMasks = Callable[[dict, dict, "dict | None", "Keyframe | None"], "Tensor | None"]
+
+
+@dataclass
+class FramePose:
+    """One frame's result as it leaves `push`: its camera-to-world pose (4, 4, rigid, world
+    units) at that time, the keyframe it is relative to, whether it became a keyframe or was
+    lost (pose = the previous frame's), the valid match fraction of tracking, its mover mask
+    (H, W) bool (None without masks) and the seconds spent per stage (network, tracking,
+    backend)."""
+
+    index: int
+    pose_c2w: np.ndarray
+    keyframe: int
+    is_keyframe: bool
+    lost: bool
+    valid_fraction: float
+    movers: np.ndarray | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PairMatch:
+    """Both directions of a keyframe pair's matches and their valid fractions."""
+
+    edges: tuple[GraphEdge, GraphEdge]
+    fractions: tuple[float, float]
+
+
+class Mast3rSlam:
+    """The stream (module doc). `intrinsics` (3, 3) in model pixels switches tracking and the
+    back end to the calibrated residuals; `movers` gives per-frame mover masks."""
+
+    def __init__(self, source: SlamPairSource, options: Mast3rSlamOptions | None = None, *,
+                 intrinsics: Tensor | None = None, movers: MoverMasks | None = None) -> None:
+        self.source = source
+        self.options = Mast3rSlamOptions() if options is None else options
+        self.intrinsics = None if intrinsics is None else torch.as_tensor(intrinsics).double()
+        self.movers = movers
+        self.keyframes: list[Keyframe] = []
+        self.codes: list[Any] = []
+        self.focals: list[float] = []
+        self.graph: PoseGraph | None = None
+        self.database = KeyframeDatabase()
+        self.relative: list[tuple[int, Tensor]] = []  # per frame: keyframe id, T keyframe<-frame
+        self.lost_frames: list[int] = []
+        self.shape: tuple[int, int] | None = None
+        self._pose: Tensor | None = None  # the last frame's Sim(3) world <- frame
+        self._init_pixels: Tensor | None = None
+        self._current = 0
+        self._relocalising = False
+
+    # --- the stream --------------------------------------------------------------------------
+
+    def push(self, view: dict) -> FramePose:
+        """Process the next frame (a view dict: `img` 1 x 3 x H x W in [-1, 1], as
+        `load_images`, with `idx`; `label` names it in errors)."""
+        index = len(self.relative)
+        self._check_shape(view, index)
+        clock = _Clock()
+        with clock("network"):
+            code = self.source.encode(view)
+        if not self.keyframes:
+            return self._start(index, view, code, clock)
+        if self._relocalising:
+            return self._relocalise(index, view, code, clock)
+        keyframe = self.keyframes[self._current]
+        with clock("network"):
+            pred_f, pred_k = self.source.decode(code, self.codes[self._current])
+        movers = self._mask(view, pred_f, pred_k, keyframe)
+        with clock("tracking"):
+            track = track_frame(keyframe, pred_f, pred_k, self._pose,
+                                init_pixels=self._init_pixels, intrinsics=self.intrinsics,
+                                exclude_f=movers)
+        if track.lost or not _plausible(track.T_kf):
+            self._relocalising = True
+            return self._lost(index, movers, track.valid_fraction, clock)
+        relative = nearest_sim3(track.T_kf)
+        self._pose = keyframe.pose_c2w @ relative
+        if _needs_keyframe(track, keyframe):
+            with clock("backend"):
+                self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, movers), code)
+            return self._emit(index, True, track.valid_fraction, movers, clock)
+        self._init_pixels = track.matches.pixels(pred_f["pts3d"].shape[1])
+        self.relative.append((self._current, relative.cpu()))
+        return self._emit(index, False, track.valid_fraction, movers, clock)
+
+    def _start(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
+        """The first frame: a keyframe at the origin from its own prediction, fused with the
+        second decoder side's prediction of the same image."""
+        with clock("network"):
+            pred, pred_again = self.source.decode(code, code)
+        movers = self._mask(view, pred, None, None)
+        self.graph = PoseGraph(self.options.window, self.options.backend_iters,
+                               self.options.loop_gap, self._calibration(pred))
+        keyframe = self._keyframe(index, view, pred, torch.eye(4, dtype=torch.float64), movers)
+        self._pose = keyframe.pose_c2w
+        keyframe.fuse(pred_again["pts3d"], pred_again["conf"])
+        self._add_keyframe(keyframe, code)
+        return self._emit(index, True, 1.0, movers, clock)
+
+    def _relocalise(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
+        """§6 relocalisation: the frame, decoded alone, is matched both ways to its retrieved
+        keyframes; with one passing `reloc_min_valid` it becomes a keyframe with edges to those
+        that pass, its pose tracked against the best one from that one's pose (the reference
+        takes that pose as it is), else it stays lost."""
+        with clock("network"):
+            pred, _ = self.source.decode(code, code)
+        movers = self._mask(view, pred, None, None)
+        with clock("backend"):
+            new_id = len(self.keyframes)
+            candidate = self._keyframe(index, view, pred, self._pose, movers)
+            desc = global_descriptor(code, candidate.desc)
+            found = self.database.query(desc, self.options.retrieval_k,
+                                        self.options.retrieval_min_score)
+            passing = []
+            for old, _ in found:
+                pair = self._match_pair(candidate, code, new_id, old)
+                if min(pair.fractions) >= self.options.reloc_min_valid:
+                    passing.append((old, pair))
+        if not passing:
+            return self._lost(index, movers, 0.0, clock)
+        best = self.keyframes[passing[0][0]]
+        with clock("tracking"):  # the pose against the best keyframe, starting at its pose
+            pred_f, pred_k = self.source.decode(code, self.codes[passing[0][0]])
+            track = track_frame(best, pred_f, pred_k, best.pose_c2w, intrinsics=self.intrinsics,
+                                exclude_f=movers, fuse_keyframe=False)
+        plausible = not track.lost and _plausible(track.T_kf)
+        candidate.pose_c2w = (best.pose_c2w @ nearest_sim3(track.T_kf) if plausible
+                              else best.pose_c2w.clone())
+        self._relocalising = False
+        with clock("backend"):
+            self._add_keyframe(candidate, code, [p for _, p in passing], desc)
+        return self._emit(index, True, min(passing[0][1].fractions), movers, clock)
+
+    # --- keyframes and the back end -------------------------------------------------------
+
+    def _keyframe(self, index: int, view: dict, pred: dict, pose: Tensor,
+                  movers: Tensor | None) -> Keyframe:
+        return Keyframe.from_prediction(index, img_to_uint8(view["img"][0]), pred,
+                                        pose.double().to(pred["pts3d"].device), movers)
+
+    def _add_keyframe(self, keyframe: Keyframe, code: Any, pairs: list[PairMatch] | None = None,
+                      descriptor: Tensor | None = None) -> None:
+        """Register the next keyframe at its pose; without given `pairs`, edges go to the
+        previous keyframe (always kept) and to retrieved ones (kept when both directions reach
+        `edge_min_valid`). Then the back end runs."""
+        new_id = len(self.keyframes)
+        desc = global_descriptor(code, keyframe.desc) if descriptor is None else descriptor
+        if new_id and not pairs:
+            pairs = [self._match_pair(keyframe, code, new_id, new_id - 1)]
+            found = self.database.query(desc, self.options.retrieval_k,
+                                        self.options.retrieval_min_score, exclude={new_id - 1})
+            for old, _ in found:
+                pair = self._match_pair(keyframe, code, new_id, old)
+                if min(pair.fractions) >= self.options.edge_min_valid:
+                    pairs.append(pair)
+        self.keyframes.append(keyframe)
+        self.codes.append(code)
+        self.focals.append(_focal(keyframe.points))
+        self.database.add(desc)
+        self.graph.add_keyframe(keyframe.pose_c2w)
+        for pair in pairs or []:
+            for edge in pair.edges:
+                self.graph.add_edge(edge)
+        for k in self.graph.optimise(lambda k: self.keyframes[k].points.cpu()):
+            self.graph.poses[k] = nearest_sim3(self.graph.poses[k])
+            self.keyframes[k].pose_c2w = self.graph.poses[k].to(keyframe.points.device)
+        self._current = new_id
+        self._pose = self.keyframes[new_id].pose_c2w.clone()
+        self._init_pixels = None
+        self.relative.append((new_id, torch.eye(4, dtype=torch.float64)))
+
+    def _match_pair(self, keyframe: Keyframe, code: Any, new_id: int, old: int) -> PairMatch:
+        """Matches of a new keyframe with keyframe `old`, one decoder run each way."""
+        there = self._edge(keyframe, code, new_id, self.keyframes[old], self.codes[old], old)
+        back = self._edge(self.keyframes[old], self.codes[old], old, keyframe, code, new_id)
+        return PairMatch((there[0], back[0]), (there[1], back[1]))
+
+    def _edge(self, src: Keyframe, src_code: Any, a: int, ref: Keyframe, ref_code: Any,
+              b: int) -> tuple[GraphEdge, float]:
+        """Edge (a, b): every pixel of keyframe b (`ref`) matched in keyframe a (`src`) from the
+        decoder run with `src` as view 1, usable as in tracking (Q > Q_MIN, confident, not a
+        mover); and its valid fraction."""
+        pred_s, pred_r = self.source.decode(src_code, ref_code)
+        matches = match_keyframe(pred_s["pts3d"], pred_r["pts3d"], pred_s["desc"],
+                                 pred_r["desc"], exclude_f=src.movers, exclude_k=ref.movers)
+        index, valid = matches.index.reshape(-1), matches.valid.reshape(-1)
+        q = (pred_s["desc_conf"].reshape(-1)[index] * pred_r["desc_conf"].reshape(-1)).sqrt()
+        usable = (valid & (q > Q_MIN) & (pred_s["conf"].reshape(-1)[index] > C_MIN)
+                  & (ref.average_conf().reshape(-1) > C_MIN))
+        pix_b = torch.nonzero(usable)[:, 0]
+        edge = GraphEdge(a, b, index[pix_b].cpu(), pix_b.cpu(), q[pix_b].sqrt().double().cpu())
+        return edge, float(usable.sum()) / len(usable)
+
+    def _calibration(self, pred: dict) -> Calibration | None:
+        if self.intrinsics is None:
+            return None
+        height, width = pred["pts3d"].shape[:2]
+        return Calibration(self.intrinsics, height, width)
+
+    # --- per-frame bookkeeping -------------------------------------------------------------
+
+    def _check_shape(self, view: dict, index: int) -> None:
+        shape = tuple(view["img"].shape[-2:])
+        if self.shape is None:
+            self.shape = shape
+        elif shape != self.shape:
+            label = view.get("label", f"frame {index}")
+            raise InputError(f"{label}: frame {index} is {shape[1]}x{shape[0]} but the stream "
+                             f"started at {self.shape[1]}x{self.shape[0]}; every frame must "
+                             "have the same size")
+
+    def _mask(self, view: dict, pred_f: dict, pred_k: dict | None,
+              keyframe: Keyframe | None) -> Tensor | None:
+        if self.movers is None:
+            return None
+        mask = self.movers(view, pred_f, pred_k, keyframe)
+        return None if mask is None else torch.as_tensor(mask, device=pred_f["pts3d"].device)
+
+    def _lost(self, index: int, movers: Tensor | None, valid: float,
+              clock: _Clock) -> FramePose:
+        keyframe_pose = self.keyframes[self._current].pose_c2w.double()
+        self.relative.append((self._current, (sim3_inverse(keyframe_pose) @ self._pose).cpu()))
+        self.lost_frames.append(index)
+        return self._emit(index, False, valid, movers, clock, lost=True)
+
+    def _emit(self, index: int, is_keyframe: bool, valid: float, movers: Tensor | None,
+              clock: _Clock, lost: bool = False) -> FramePose:
+        pose = sim3_to_rigid(self._pose.double().cpu())[0].numpy()
+        mask = None if movers is None else movers.cpu().numpy()
+        return FramePose(index, pose, self.relative[-1][0], is_keyframe, lost, valid, mask,
+                         clock.seconds)
+
+    # --- results -------------------------------------------------------------------------
+
+    def frame_poses(self) -> np.ndarray:
+        """(N, 4, 4) rigid camera-to-world poses of every frame so far, from the current
+        keyframe poses and each frame's pose relative to its keyframe."""
+        poses = [self.keyframes[k].pose_c2w.double().cpu() @ rel for k, rel in self.relative]
+        return sim3_to_rigid(torch.stack(poses))[0].numpy()
+
+    def keyframe_poses(self) -> np.ndarray:
+        """(K, 4, 4) rigid camera-to-world poses of the keyframes."""
+        return sim3_to_rigid(torch.stack([k.pose_c2w.double().cpu()
+                                          for k in self.keyframes]))[0].numpy()
+
+    def frame_focals(self) -> np.ndarray:
+        """(N,) focal (model pixels) of every frame: its keyframe's (or the calibration's)."""
+        if self.intrinsics is not None:
+            return np.full(len(self.relative), float(self.intrinsics[0, 0]))
+        return np.array([self.focals[k] for k, _ in self.relative])
+
+    def keyframe_cloud(self, keyframe: Keyframe, min_conf: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World points (M, 3) float32, colours (M, 3) uint8 and average confidences (M,) of a
+        keyframe's pixels with average confidence above `min_conf`, movers left out."""
+        conf = keyframe.average_conf()
+        keep = (conf > min_conf) & ~keyframe.movers
+        points = sim3_act(keyframe.pose_c2w.double(), keyframe.points[keep].double())
+        colors = keyframe.image[keep.cpu().numpy()]
+        return (points.float().cpu().numpy(), colors, conf[keep].float().cpu().numpy())
+
+    def cloud(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fused map: every keyframe's `keyframe_cloud` at `cloud_conf`, concatenated."""
+        parts = [self.keyframe_cloud(k, self.options.cloud_conf) for k in self.keyframes]
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+    def tracked_any(self) -> bool:
+        """Whether any frame after the first was tracked or relocalised."""
+        return len(self.relative) - len(self.lost_frames) > 1
+
+
+def stream_poses(source: SlamPairSource, frames: Iterable[dict],
+                 options: Mast3rSlamOptions | None = None, **kwargs: Any
+                 ) -> Iterator[FramePose]:
+    """A pose per frame as the frames arrive (`Mast3rSlam.push`); `kwargs` go to
+    `Mast3rSlam` (intrinsics, movers)."""
+    slam = Mast3rSlam(source, options, **kwargs)
+    for view in frames:
+        yield slam.push(view)
+
+
+def nearest_sim3(transform: Tensor) -> Tensor:
+    """The Sim(3) [s R t; 0 1] nearest to a 4 x 4 matrix (R from the SVD of the linear part, s
+    its mean singular value). Poses composed frame after frame drift off Sim(3) by rounding,
+    and the inverse `sim3_inverse` assumes [s R t] exactly, so the stream projects them back."""
+    u, sing, vh = torch.linalg.svd(transform[:3, :3])
+    flip = torch.ones_like(sing)
+    flip[2] = torch.sign(torch.linalg.det(u @ vh))
+    out = transform.clone()
+    out[:3, :3] = sing.mean() * (u * flip) @ vh
+    return out
+
+
+def _needs_keyframe(track: TrackResult, keyframe: Keyframe) -> bool:
+    """§6 keyframe rule with the fractions taken over the keyframe's pixels that are not movers
+    (excluded pixels never match, and would otherwise call for keyframes ever more often)."""
+    static = float((~keyframe.movers).sum()) / keyframe.movers.numel()
+    return min(track.match_fraction, track.unique_fraction) < KEYFRAME_FRACTION * static
+
+
+def _plausible(relative: Tensor) -> bool:
+    """Whether a tracked Sim(3) keyframe <- frame is finite with a scale within
+    `SCALE_RANGE` (a track with too few true matches can collapse the scale)."""
+    if not bool(torch.isfinite(relative).all()):
+        return False
+    scale = float(sim3_scale(relative))
+    return SCALE_RANGE[0] < scale < SCALE_RANGE[1]
+
+
+def _focal(points: Tensor) -> float:
+    """Focal (pixels) of a pointmap (H, W, 3), in the alignment's range."""
+    return float(estimate_focal(points[None].double().cpu(), min_focal=FOCAL_RANGE[0],
+                                max_focal=FOCAL_RANGE[1])[0])
+
+
+class _Clock:
+    """Wall seconds per stage: `with clock("network"): ...` adds to `seconds["network"]`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stage = ""
+
+    def __call__(self, stage: str) -> _Clock:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        elapsed = time.perf_counter() - self._start
+        self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + elapsed

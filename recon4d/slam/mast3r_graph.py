@@ -1,0 +1,163 @@
+"""MASt3R-SLAM back end: keyframe Sim(3) poses joined by dense-match edges, refined by windowed
+Gauss-Newton (algorithms-spec §6 "Back end", §8.4.4).
+
+An edge (a, b) holds pixel matches between keyframes a and b with weights sqrt(Q); its residuals
+are tracking's (`recon4d.slam.mast3r_tracking`): keyframe b's canonical points against keyframe
+a's moved into b's camera by T_b^-1 T_a. Edges are added both ways. The first keyframe is
+fixed; the newest `window` keyframes and the old endpoints of their loop edges move, older ones
+are held, so a solve costs the same at keyframe 10 and keyframe 10 000. Huber IRLS, no damping,
+a failed Cholesky gives a zero step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from recon4d.geometry.sim3 import DOF, sim3_exp, sim3_inverse
+from recon4d.slam.mast3r_matching import identity_pixels
+from recon4d.slam.mast3r_tracking import (
+    Residuals,
+    cholesky_step,
+    constrain_to_rays,
+    pixel_depth_residuals,
+    ray_dist_residuals,
+    relative_jacobians,
+    robust_normal_equations,
+)
+
+STEP_TOL = 1e-8
+
+
+@dataclass
+class GraphEdge:
+    """Keyframe a's pixels `pix_a` (M,) matched to keyframe b's pixels `pix_b` (M,), flat
+    indices into the keyframes' pointmaps, with weights sqrt(Q) (M,)."""
+
+    a: int
+    b: int
+    pix_a: Tensor
+    pix_b: Tensor
+    weight: Tensor
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Known intrinsics K (3, 3) of keyframes of (height, width) pixels: the back end then uses
+    the pixel and log-depth residuals on points constrained to their calibrated rays."""
+
+    intrinsics: Tensor
+    height: int
+    width: int
+
+    def grid(self) -> Tensor:
+        """(H*W, 2) float64 pixel positions (u, v)."""
+        return identity_pixels(self.height, self.width).reshape(-1, 2).double()
+
+
+def edge_residuals(pose_a: Tensor, pose_b: Tensor, x_a: Tensor, x_b: Tensor, pix_b: Tensor,
+                   weight: Tensor, calib: Calibration | None = None) -> Residuals:
+    """The tracking residuals of one edge direction (b's points against a's moved into b's
+    camera), with Jacobians (M, R, 14) for left steps of (T_a, T_b)."""
+    relative = sim3_inverse(pose_b) @ pose_a
+    if calib is None:
+        res = ray_dist_residuals(x_b, x_a, relative, weight)
+    else:
+        res = pixel_depth_residuals(x_b, calib.grid()[pix_b], x_a, relative,
+                                    calib.intrinsics.double(), (calib.height, calib.width),
+                                    weight)
+    jac_b, jac_a = relative_jacobians(pose_b, res.jac)
+    return Residuals(res.r, torch.cat((jac_a, jac_b), dim=-1), res.sqrt_info)
+
+
+class PoseGraph:
+    """Keyframe Sim(3) camera-to-world poses (float64) and the edges between them."""
+
+    def __init__(self, window: int = 10, iters: int = 10, loop_gap: int = 5,
+                 calib: Calibration | None = None) -> None:
+        self.window, self.iters, self.loop_gap, self.calib = window, iters, loop_gap, calib
+        self.poses: list[Tensor] = []
+        self.edges: list[GraphEdge] = []
+        self._by_keyframe: dict[int, list[int]] = defaultdict(list)
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def add_keyframe(self, pose: Tensor) -> int:
+        """Append a keyframe with its (4, 4) Sim(3) pose; returns its id. The graph lives on
+        the CPU in float64."""
+        self.poses.append(pose.detach().to("cpu", torch.float64).clone())
+        return len(self.poses) - 1
+
+    def add_edge(self, edge: GraphEdge) -> None:
+        """Add one direction of an edge."""
+        self.edges.append(edge)
+        for k in {edge.a, edge.b}:
+            self._by_keyframe[k].append(len(self.edges) - 1)
+
+    def free_keyframes(self) -> list[int]:
+        """The keyframes a solve moves: the newest `window` ones and the older endpoints of their
+        loop edges (at least `loop_gap` keyframes apart), never keyframe 0."""
+        newest = range(max(1, len(self.poses) - self.window), len(self.poses))
+        free = set(newest)
+        for k in newest:
+            for e in self._by_keyframe[k]:
+                a, b = self.edges[e].a, self.edges[e].b
+                if abs(a - b) >= self.loop_gap:
+                    free |= {a, b}
+        free.discard(0)
+        return sorted(free)
+
+    def optimise(self, points: Callable[[int], Tensor]) -> list[int]:
+        """Gauss-Newton over the free keyframes' poses; `points(k)` gives keyframe k's canonical
+        pointmap (H*W, 3). Returns the ids of the keyframes that moved."""
+        free = self.free_keyframes()
+        if not free:
+            return []
+        slot = {k: n for n, k in enumerate(free)}
+        edges = [self.edges[e] for e in sorted({e for k in free for e in self._by_keyframe[k]})]
+        cache = self._points(points, {k for e in edges for k in (e.a, e.b)})
+        size = DOF * len(free)
+        for _ in range(self.iters):
+            hess = torch.zeros(size, size, dtype=torch.float64)
+            grad = torch.zeros(size, dtype=torch.float64)
+            for edge in edges:
+                h, g, _ = robust_normal_equations(self._residuals(edge, cache))
+                ends = [(side, slot[k]) for side, k in enumerate((edge.a, edge.b)) if k in slot]
+                for si, ni in ends:
+                    grad[_block(ni)] += g[_block(si)]
+                    for sj, nj in ends:
+                        hess[_block(ni), _block(nj)] += h[_block(si), _block(sj)]
+            step = cholesky_step(hess, grad)
+            for k, n in slot.items():
+                self.poses[k] = sim3_exp(step[_block(n)]) @ self.poses[k]
+            if step.norm() < STEP_TOL:
+                break
+        return free
+
+    def cost(self, points: Callable[[int], Tensor]) -> float:
+        """Robust cost of every edge at the current poses (for tests and diagnostics)."""
+        cache = self._points(points, set(range(len(self.poses))))
+        return sum(robust_normal_equations(self._residuals(e, cache))[2] for e in self.edges)
+
+    def _points(self, points: Callable[[int], Tensor], ids: set[int]) -> dict[int, Tensor]:
+        """Keyframe pointmaps (H*W, 3) float64, on their calibrated rays with known intrinsics."""
+        cache = {k: points(k).reshape(-1, 3).double() for k in ids}
+        if self.calib is not None:
+            grid, k_matrix = self.calib.grid(), self.calib.intrinsics.double()
+            cache = {k: constrain_to_rays(x, grid, k_matrix) for k, x in cache.items()}
+        return cache
+
+    def _residuals(self, edge: GraphEdge, cache: dict[int, Tensor]) -> Residuals:
+        return edge_residuals(self.poses[edge.a], self.poses[edge.b], cache[edge.a][edge.pix_a],
+                              cache[edge.b][edge.pix_b], edge.pix_b, edge.weight.double(),
+                              self.calib)
+
+
+def _block(n: int) -> slice:
+    """The 7 entries of pose slot n in the stacked step."""
+    return slice(DOF * n, DOF * n + DOF)

@@ -1,0 +1,142 @@
+"""MASt3R-SLAM stream on synthetic oracle sequences: a pose per frame as it goes with a small
+Sim(3) ATE against the ground truth, keyframes and back-end edges, relocalisation after a frame
+that cannot be tracked, and clear errors on a frame of another size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recon4d.errors import InputError
+from recon4d.eval.poses import align_poses, ate_errors
+from recon4d.slam.mast3r import Mast3rSlam, stream_poses
+from recon4d.synthetic import generate_scene
+from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
+
+# the oracle's small convolutions run far faster on one thread than on a busy pool
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def ate(est: np.ndarray, gt: np.ndarray) -> float:
+    """RMS camera-centre error after Sim(3) alignment (recon4d.eval)."""
+    aligned, _ = align_poses(est, gt)
+    return float(np.sqrt(np.mean(ate_errors(aligned, gt) ** 2)))
+
+
+def path_length(poses: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1).sum())
+
+
+@pytest.fixture(scope="module")
+def orbit():
+    """A static orbit fast enough (8 degrees a frame) for keyframes to be made."""
+    return generate_scene(frames=12, width=64, height=48, movers=0, seed=0, fps=2.5)
+
+
+@pytest.fixture(scope="module")
+def streamed(orbit):
+    """The orbit streamed: the poses as they came out of `stream_poses`, and a finished run."""
+    source = Mast3rSlamOracle(orbit)
+    slam = Mast3rSlam(source)
+    return [slam.push(view) for view in source.views()], slam
+
+
+def test_a_pose_per_frame_as_it_goes_with_small_ate(orbit):
+    source = Mast3rSlamOracle(orbit)
+    frames = list(stream_poses(source, source.views()[:6]))
+    assert [f.index for f in frames] == list(range(6))
+    assert frames[0].is_keyframe and not any(f.lost for f in frames)
+    poses = np.stack([f.pose_c2w for f in frames])
+    assert np.allclose(poses[0], np.eye(4))
+    assert ate(poses, orbit.poses_c2w[:6]) < 0.02 * path_length(orbit.poses_c2w[:6])
+
+
+def test_keyframes_edges_and_final_poses(orbit, streamed):
+    frames, slam = streamed
+    assert not any(f.lost for f in frames)
+    assert len(slam.keyframes) >= 2 and len(slam.graph) == len(slam.keyframes)
+    assert [f.index for f in frames if f.is_keyframe] == [k.index for k in slam.keyframes]
+    assert {(e.a, e.b) for e in slam.graph.edges} >= {(1, 0), (0, 1)}
+    poses = slam.frame_poses()
+    assert poses.shape == (12, 4, 4)
+    assert np.allclose(poses[:, :3, :3] @ poses[:, :3, :3].transpose(0, 2, 1), np.eye(3),
+                       atol=1e-6)  # rigid: the Sim(3) scale is taken out
+    assert ate(poses, orbit.poses_c2w) < 0.02 * path_length(orbit.poses_c2w)
+    assert np.allclose(slam.keyframe_poses(), poses[[k.index for k in slam.keyframes]])
+    points, colors, conf = slam.cloud()
+    assert len(points) == len(colors) == len(conf) > 0 and (conf > 1.5).all()
+
+
+class Dropout:
+    """The oracle, except that frames in `bad` come out unusable (descriptor confidence 0, so no
+    match is valid), as a network's would on a blurred or covered frame."""
+
+    def __init__(self, oracle: Mast3rSlamOracle, bad: set[int]) -> None:
+        self.oracle, self.bad = oracle, bad
+
+    def encode(self, view: dict) -> int:
+        return self.oracle.encode(view)
+
+    def decode(self, code_f: int, code_k: int) -> tuple[dict, dict]:
+        preds = self.oracle.decode(code_f, code_k)
+        if {code_f, code_k} & self.bad:
+            for pred in preds:
+                pred["desc_conf"] = torch.zeros_like(pred["desc_conf"])
+        return preds
+
+
+def test_relocalisation_after_frames_that_cannot_be_tracked(orbit):
+    source = Mast3rSlamOracle(orbit)
+    slam = Mast3rSlam(Dropout(source, {4, 5}))
+    frames = [slam.push(view) for view in source.views()[:9]]
+    # frames 4 and 5 are lost (pose: the last one tracked); frame 6 is relocalised against the
+    # keyframes retrieved for it and becomes a keyframe; tracking goes on from there
+    assert slam.lost_frames == [4, 5] and [f.lost for f in frames] == [False] * 4 + [True] * 2 \
+        + [False] * 3
+    assert np.allclose(frames[5].pose_c2w, frames[3].pose_c2w)
+    assert frames[6].is_keyframe
+    kept = [0, 1, 2, 3, 6, 7, 8]
+    truth = orbit.poses_c2w[kept]
+    assert ate(slam.frame_poses()[kept], truth) < 0.05 * path_length(truth)
+
+
+def test_a_frame_of_another_size_is_refused(orbit):
+    source = Mast3rSlamOracle(orbit)
+    views = source.views()
+    slam = Mast3rSlam(source)
+    slam.push(views[0])
+    small = dict(views[1], img=views[1]["img"][..., :32, :48], label="small.png")
+    with pytest.raises(InputError, match=r"small.png: frame 1 is 48x32 but the stream started "
+                                         r"at 64x48"):
+        slam.push(small)
+
+
+def test_calibrated_tracking_with_the_true_intrinsics(orbit):
+    source = Mast3rSlamOracle(orbit)
+    slam = Mast3rSlam(source, intrinsics=torch.from_numpy(orbit.intrinsics[0]))
+    for view in source.views()[:6]:
+        slam.push(view)
+    truth = orbit.poses_c2w[:6]
+    assert ate(slam.frame_poses(), truth) < 0.02 * path_length(truth)
+    assert np.allclose(slam.frame_focals(), orbit.intrinsics[0][0, 0])
+
+
+def test_mover_masks_lower_the_ate_towards_frozen_movers():
+    # 20 moving boxes take a large part of the frames (a walk towards the room's centre)
+    scene, frozen = (generate_scene(frames=10, width=64, height=48, movers=20, seed=1, fps=5.0,
+                                    trajectory="walk", freeze_movers=freeze)
+                     for freeze in (False, True))
+
+    def run(s, movers=None) -> float:
+        source = Mast3rSlamOracle(s)
+        slam = Mast3rSlam(source, movers=movers)
+        for view in source.views():
+            slam.push(view)
+        return ate(slam.frame_poses(), s.poses_c2w)
+
+    def truth(view, *_):
+        return torch.from_numpy(scene.dynamic_mask[int(view["idx"])])
+
+    without, masked, still = run(scene), run(scene, truth), run(frozen)
+    assert masked < 0.9 * without and masked < 1.5 * still
