@@ -29,6 +29,11 @@ from recon4d.options.fields import (
 )
 from recon4d.options.motion import MotionOptions, VideoOptions
 
+ALIGN_METHODS = ("dense", "sparse")  # recon4d.align.global_align(method=...)
+SPARSE_TREES = ("hclust-ward", "mst")  # recon4d.align.sparse.tree
+SPARSE_LEVELS = ("coarse", "refine", "refine+depth")  # recon4d.align.sparse.run.LEVELS
+SPARSE_SCHEDULES = ("fast", "reference")  # recon4d.align.sparse.solve.SCHEDULES
+
 
 @dataclass(frozen=True)
 class NetworkOptions:
@@ -70,8 +75,23 @@ class FrameOptions:
 
 @dataclass(frozen=True)
 class AlignOptions:
-    """Alignment: solver, confidence threshold and known intrinsics."""
+    """Alignment: method, solver, confidence threshold and known intrinsics."""
 
+    align: str = option("dense", "dense (DUSt3R's global alignment of whole pointmaps) or sparse "
+                        "(MASt3R's, from descriptor matches; needs a MASt3R checkpoint)",
+                        choices=ALIGN_METHODS)
+    sparse_tree: str = option("hclust-ward", "sparse: kinematic tree of the cameras",
+                              choices=SPARSE_TREES)
+    sparse_level: str = option("refine+depth", "sparse: coarse (3D matches only), refine (+ 2D "
+                               "reprojection, intrinsics) or refine+depth (+ anchor depths)",
+                               choices=SPARSE_LEVELS)
+    sparse_schedule: str = option("fast", "sparse: fast (chained Procrustes start, L-BFGS) or "
+                                  "reference (MASt3R's Adam 300 + 300)",
+                                  choices=SPARSE_SCHEDULES)
+    shared_intrinsics: bool = option(False, "sparse: one focal and principal point for all "
+                                     "frames")
+    match_cache: str | None = option(None, "sparse: folder caching matches by descriptor "
+                                     "content", metavar="DIR")
     solver: str = option("fast", "fast or adam (the originals' 300-step schedule)",
                          choices=SOLVERS)
     niter: int | None = option(None, "solver iterations (default: the solver's own; 0 = "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -20,10 +21,12 @@ from tqdm import tqdm
 
 from recon4d import align
 from recon4d.align.known import KnownCameras
+from recon4d.align.sparse import Matcher, SparseSettings
 from recon4d.align.video import VideoTerms
 from recon4d.dynamics.masks import MotionMasks
 from recon4d.dynamics.sam2_refine import Sam2Refiner
-from recon4d.errors import InputError
+from recon4d.errors import InputError, OptionError
+from recon4d.inference import PairPredictions, infer_pairs
 from recon4d.inference.engine import requested_device
 from recon4d.inference.pair_store import PairStore
 from recon4d.inference.run import check_network, load_network, pair_edges
@@ -32,8 +35,15 @@ from recon4d.io.atomic import atomic_output_dir
 from recon4d.io.images import upright_size
 from recon4d.io.layout import SCENE_JSON
 from recon4d.io.scene_json import check_output_folder, write_scene_json
+from recon4d.matching import match_descriptors
 from recon4d.matching.coords import loader_geometry
-from recon4d.options import MotionOptions, ReconstructOptions, VideoOptions
+from recon4d.options import (
+    AlignOptions,
+    MatchOptions,
+    MotionOptions,
+    ReconstructOptions,
+    VideoOptions,
+)
 from recon4d.pipeline import cameras, inputs
 from recon4d.pipeline.dynamic import (
     Motion,
@@ -61,10 +71,14 @@ from recon4d.pipeline.motion import (
 )
 from recon4d.pipeline.user_masks import mask_files, read_motion_masks
 from recon4d.scene import Scene
+from recon4d.synthetic import OracleModel, load_scene
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct", "summary_line"]
+__all__ = ["ReconstructOptions", "ReconstructResult", "reconstruct", "sparse_matcher",
+           "summary_line"]
+
+ORACLE_DESC_DIM = 24  # MASt3R's descriptor size, for the oracle of a sparse run
 
 # The network options each prediction source uses (scene.json records only those).
 _NETWORK_FIELDS_USED = {
@@ -72,6 +86,13 @@ _NETWORK_FIELDS_USED = {
     "oracle": ("size", "graph", "prefilter", "symmetrize", "batch_size", "device"),
     "predictions": ("device",),  # the alignment's device
 }
+
+
+# The alignment options only one method uses (scene.json records those of the method run; a
+# record without "align" is a dense run, as before the sparse method existed).
+_DENSE_FIELDS = ("solver", "niter")
+_SPARSE_FIELDS = ("sparse_tree", "sparse_level", "sparse_schedule", "shared_intrinsics",
+                  "match_cache")
 
 
 @dataclass
@@ -118,7 +139,8 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
         tick = time.perf_counter()
         known = _known_cameras(prepared, alignment.focal, calib)
         kwargs = {"solver": alignment.solver, "niter": alignment.niter,
-                  "conf_threshold": alignment.conf_threshold, "device": str(device)}
+                  "conf_threshold": alignment.conf_threshold, "device": str(device),
+                  **_sparse_kwargs(alignment)}
         scene = _align(prepared, motion, windowed, flows, opts, known, kwargs, progress)
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
@@ -141,7 +163,7 @@ def _align(prepared: inputs.PreparedInputs, motion: Motion, windowed: Windowed,
            kwargs: dict[str, Any], progress: bool) -> Scene:
     """Global alignment in one piece, or window by window from the pairs on disk; with the
     video terms on the dynamic path."""
-    if windowed is None:
+    if windowed is None:  # (sparse: the motion masks keep movers out of the matches)
         video = None if motion.masks is None else video_terms(motion.masks, flows, opts.video)
         return align.global_align(prepared.predictions, known=known, progress=progress,
                                   video=video, **kwargs)
@@ -155,6 +177,53 @@ def _align(prepared: inputs.PreparedInputs, motion: Motion, windowed: Windowed,
                           kwargs, progress)
     scene.dynamic_masks = motion.masks
     return scene
+
+
+def sparse_matcher(options: MatchOptions | None = None) -> Matcher:
+    """The matcher of the sparse alignment: `recon4d.matching.match_descriptors` with
+    MASt3R's sparse-GA settings (confidence = geometric mean, no border filter) by default."""
+    options = options or MatchOptions(border=0, conf_mode="geometric")
+    return functools.partial(match_descriptors, options=options)
+
+
+def _sparse_kwargs(alignment: AlignOptions) -> dict[str, Any]:
+    """`global_align` arguments of the alignment method (none for the dense one)."""
+    if alignment.align != "sparse":
+        return {}
+    settings = SparseSettings(tree=alignment.sparse_tree, level=alignment.sparse_level,
+                              schedule=alignment.sparse_schedule,
+                              shared_intrinsics=alignment.shared_intrinsics)
+    return {"method": "sparse", "matcher": sparse_matcher(), "sparse": settings,
+            "match_cache": alignment.match_cache}
+
+
+def _refuse_sparse_windows(opts: ReconstructOptions, windows: list[range]) -> None:
+    """The sparse alignment runs in one piece: OptionError when the frames need windows."""
+    if opts.alignment.align == "sparse" and len(windows) > 1:
+        raise OptionError(f"--align sparse aligns the whole sequence at once, but it is split "
+                          f"into {len(windows)} windows; raise --window or use --align dense")
+
+
+def require_descriptors(preds: PairPredictions, source: str) -> None:
+    """InputError unless the predictions carry MASt3R descriptors (for --align sparse)."""
+    if not preds.groups or "desc" not in preds.groups[0].pred1:
+        raise InputError(f"{source}: the predictions hold no descriptors: --align sparse needs "
+                         "a MASt3R checkpoint (DUSt3R and MonST3R give none); use --align dense")
+
+
+def _oracle_descriptors(prepared: inputs.PreparedInputs, scene_dir: str | os.PathLike,
+                        network_size: int | None) -> None:
+    """Replace the oracle's predictions by the same ones with MASt3R descriptors.
+
+    Stop-gap: `inputs.from_oracle` builds a descriptor-less oracle; once it takes a `desc_dim`,
+    pass ORACLE_DESC_DIM there and drop this second pass."""
+    preds = prepared.predictions
+    oracle = OracleModel(load_scene(scene_dir), desc_dim=ORACLE_DESC_DIM)
+    prepared.predictions = infer_pairs(oracle, oracle.views(network_size), preds.edges,
+                                       device="cpu", progress=False)
+    prepared.predictions.images = preds.images
+    prepared.predictions.image_names = preds.image_names
+    prepared.predictions.timestamps = preds.timestamps
 
 
 def summary_line(result: ReconstructResult) -> str:
@@ -187,10 +256,15 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
     else:
         method = _file_method(motion, video, "oracle", False, True)
     check_motion(motion, method)
+    sparse = opts.alignment.align == "sparse"
+    if predictions is not None and sparse:
+        require_descriptors(preds, str(predictions))
     if oracle is not None:
         prepared = inputs.from_oracle(
             oracle, opts.network, progress=progress, static=method == "none",
             check_graph=lambda n, edges: windows_for(n, edges, video.window))
+        if sparse:
+            _oracle_descriptors(prepared, oracle, opts.network.size)
     preds = prepared.predictions
     if method in ("none", "given"):
         found = _given(prepared, video, None) if method == "given" else Motion("none")
@@ -199,6 +273,7 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
         found = _estimated(method, refined(masks_of(preds, motion, method), preds.images,
                                            refiner), motion, refiner)
     windows = windows_for(len(prepared.names), preds.edges, video.window)
+    _refuse_sparse_windows(opts, windows)
     if len(windows) == 1:
         return prepared, found, None
     height, width = (int(v) for v in preds.true_shape1[0])
@@ -241,9 +316,14 @@ def _prepare_frames(input: str | os.PathLike, opts: ReconstructOptions, progress
     if method == "attention":
         check_attention_graph(edges, len(source))
     windows = windows_for(len(source), edges, opts.video.window)
+    _refuse_sparse_windows(opts, windows)
     refiner = load_refiner(motion, requested_device(network.device)) if method in (
         "attention", "flow") else None
     loaded = load_network(source, network, same_shape=True)
+    if opts.alignment.align == "sparse" and (loaded.config is None
+                                             or not loaded.config.desc_dim):
+        raise InputError(f"{network.weights}: this checkpoint gives no descriptors: --align "
+                         "sparse needs a MASt3R checkpoint; use --align dense")
     store = None
     if len(windows) > 1:
         height, width = (int(v) for v in loaded.views[0]["true_shape"].reshape(-1)[:2])
@@ -333,13 +413,17 @@ def _describe(scene: Scene, prepared: inputs.PreparedInputs) -> None:
 
 def _options_record(opts: ReconstructOptions, source: str,
                     sources: dict[str, Any]) -> dict[str, Any]:
-    """The options as scene.json records them: only those the prediction source used (an oracle
-    or predictions-file run has no network weights), plus the source paths as strings."""
+    """The options as scene.json records them: only those the prediction source and the
+    alignment method used (an oracle or predictions-file run has no network weights), plus the
+    source paths as strings."""
     record = dataclasses.asdict(opts)
     used = _NETWORK_FIELDS_USED[source]
     if used is not None:
         record["network"] = {name: record["network"][name] for name in used}
         del record["frames"]
+    alignment = record["alignment"]
+    unused = _SPARSE_FIELDS + ("align",) if opts.alignment.align == "dense" else _DENSE_FIELDS
+    record["alignment"] = {k: v for k, v in alignment.items() if k not in unused}
     record["outputs"]["formats"] = (None if opts.outputs.formats is None
                                     else list(opts.outputs.formats))
     record.update({name: None if value is None else str(value)
