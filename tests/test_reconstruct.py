@@ -78,7 +78,7 @@ def test_oracle_end_to_end_recovers_the_trajectory(synth, tmp_path, capsys):
     assert doc["command"] == "reconstruct" and sorted(doc["files"]) == on_disk
     assert doc["inputs"]["oracle"] == str(folder) and doc["inputs"]["frames"] == 8
     assert doc["inputs"]["graph"] == "complete" and doc["inputs"]["pairs"] == 56
-    assert doc["options"]["alignment"] == {"solver": "fast", "niter": None,
+    assert doc["options"]["alignment"] == {"solver": "fast", "niter": None, "tsdf": 0.0,
                                            "conf_threshold": 3.0, "focal": None, "calib": None}
     # the oracle, not a network checkpoint, made the predictions (item 8 of issue 9)
     assert "DUSt3R" not in (out / "scene.json").read_text()

@@ -3,6 +3,9 @@ truth, true depths stay, the tiles bound the working set whatever the number of 
 
 from __future__ import annotations
 
+import importlib
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +156,29 @@ def test_confident_views_outvote_the_others(scene, noisy):
     kept = np.median(trusting[0] - scene.depth[0])
     # measured: pulled 3.4 cm towards the others, kept within 0.1 cm of the truth
     assert pulled > 0.3 * TAU / 2 and abs(kept) < 0.1 * TAU / 2, (pulled, kept)
+
+
+def test_reconstruct_refines_the_aligned_depths_when_asked(tmp_path, monkeypatch):
+    from recon4d.cli import main
+
+    job = importlib.import_module("recon4d.pipeline.reconstruct")  # the module, not the function
+
+    refined = []
+
+    def spy(scene, threshold, **kwargs):
+        refined.append((threshold, job_refine(scene, threshold, **kwargs)))
+        return refined[-1][1]
+
+    job_refine = job.refine_scene_tsdf
+    monkeypatch.setattr(job, "refine_scene_tsdf", spy)
+    scene_dir, out = tmp_path / "scene", tmp_path / "rec"
+    assert main(["synth", str(scene_dir), "--frames", "3", "--width", "64", "--height", "48",
+                 "--movers", "0"]) == 0
+    assert main(["reconstruct", "--oracle", str(scene_dir), "--out", str(out), "--motion",
+                 "none", "--tsdf", "0.2", "--formats", "depth"]) == 0
+    (threshold, scene), = refined
+    assert threshold == 0.2
+    written = np.stack([np.load(p) for p in sorted((out / "depth").glob("*.npy"))])
+    np.testing.assert_array_equal(written, scene.depths)
+    doc = json.loads((out / "scene.json").read_text())
+    assert doc["options"]["alignment"]["tsdf"] == 0.2

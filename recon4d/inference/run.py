@@ -11,7 +11,7 @@ import torch
 from recon4d import models
 from recon4d.errors import InputError, Recon4dError
 from recon4d.inference.engine import EncoderCache, PairSink, infer_pairs, requested_device
-from recon4d.inference.graphs import make_pairs
+from recon4d.inference.graphs import make_pairs, retrieval_params
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io import FrameSource, load_images
 from recon4d.models.config import ModelConfig
@@ -92,8 +92,26 @@ def load_network(source: FrameSource, network: NetworkOptions | None = None, *,
     views = load_images(source.frames, size=size)
     if same_shape:
         _require_same_shape(views, source)
+    cache = None
+    if retrieval_params(graph) is not None:
+        edges, cache = _retrieval_edges(model, views, opts, device)
     return LoadedNetwork(model, config if isinstance(config, ModelConfig) else None, size, views,
-                         edges, graph, source, opts, device)
+                         edges, graph, source, opts, device, encoder_cache=cache)
+
+
+def _retrieval_edges(model: Any, views: list[dict], opts: NetworkOptions,
+                     device: torch.device) -> tuple[np.ndarray, EncoderCache]:
+    """A retrieval graph's pairs from the images' similarity, and the encoder tokens computed
+    for it (kept, so that the pairs are not encoded again)."""
+    from recon4d.inference.retrieval import image_similarity
+    from recon4d.models.retrieval import load_retrieval
+
+    retriever = (None if opts.retrieval_weights is None
+                 else load_retrieval(opts.retrieval_weights, device=device))
+    cache = EncoderCache()
+    similarity = image_similarity(model, views, retriever, device=device, dtype=opts.dtype,
+                                  encoder_cache=cache)
+    return pair_edges(len(views), opts, similarity)[0], cache
 
 
 def run_network(source: FrameSource, network: NetworkOptions | None = None, *,
@@ -109,17 +127,24 @@ def check_network(network: NetworkOptions) -> torch.device:
     """Refuse a bad checkpoint spec, device or dtype before any slow work (decoding frames,
     loading weights); returns the device to run on."""
     parse_spec(network.weights)
+    if network.retrieval_weights is not None and not parse_spec(network.retrieval_weights).path:
+        raise InputError(f"--retrieval-weights {network.retrieval_weights}: give the local "
+                         "path of the MASt3R retrieval checkpoint")
     device = requested_device(network.device)
     autocast_context(network.dtype, device)
     return device
 
 
-def pair_edges(num_frames: int, network: NetworkOptions) -> tuple[np.ndarray, str]:
+def pair_edges(num_frames: int, network: NetworkOptions,
+               similarity: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """The (E, 2) pairs of the options' graph over `num_frames` frames and the graph's resolved
-    name; Recon4dError when the graph and prefilter leave no pair."""
+    name; Recon4dError when the graph and prefilter leave no pair. A retrieval graph needs the
+    images' `similarity`; without it (before the images are encoded) it stands for the complete
+    graph, every pair it may choose from, so that early checks see a superset."""
     graph = resolve_graph(network.graph, num_frames)
-    edges = make_pairs(num_frames, graph, symmetrize=network.symmetrize,
-                       prefilter=network.prefilter)
+    planned = "complete" if retrieval_params(graph) and similarity is None else graph
+    edges = make_pairs(num_frames, planned, symmetrize=network.symmetrize,
+                       prefilter=network.prefilter, similarity=similarity)
     if len(edges) == 0:
         raise Recon4dError(f"pair graph {graph!r} with prefilter {network.prefilter!r} leaves "
                            f"no pairs among {num_frames} frames")

@@ -53,6 +53,10 @@ class NetworkOptions:
     dtype: str = option("fp32", "bf16/fp16 autocast of the network trunk on CUDA; bf16 also on "
                         "CPUs with native bf16 (AMX-BF16, AVX512-BF16, Arm BF16); default fp32 "
                         "(golden-exact)", choices=DTYPES)
+    retrieval_weights: str | None = option(
+        None, "MASt3R retrieval checkpoint (a local ..._trainingfree.pth with its "
+        "_codebook.pkl beside it) scoring image similarity for --graph retrieval-Na-k; "
+        "default: pooled encoder tokens of the pair network", metavar="PTH")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -96,6 +100,8 @@ class AlignOptions:
                          choices=SOLVERS)
     niter: int | None = option(None, "solver iterations (default: the solver's own; 0 = "
                                "initialisation only)", type=int)
+    tsdf: float = option(0.0, "TSDF depth refinement after the alignment (MASt3R's): the "
+                         "truncation distance in scene units; 0 = off", type=float)
     conf_threshold: float = option(3.0, "keep points with confidence above this (confidences "
                                    "start at 1)")
     focal: float | None = option(None, "known focal length in pixels of the original images "
@@ -113,6 +119,8 @@ class AlignOptions:
                  AlignOptions, "conf_threshold", "must be a number >= 1 (confidences start at 1)",
                  threshold)
         require_positive(self, "focal")
+        require(is_number(self.tsdf) and math.isfinite(self.tsdf) and self.tsdf >= 0,
+                AlignOptions, "tsdf", "must be a number >= 0 (0 = off)", self.tsdf)
         if self.focal is not None and self.calib is not None:
             raise OptionError("give either --focal or --calib, not both")
 

@@ -19,7 +19,14 @@ import numpy as np
 from recon4d.errors import InputError, OptionError
 from recon4d.inference import PairPredictions, infer_pairs
 from recon4d.inference.engine import PairSink
-from recon4d.inference.run import NetworkRun, check_network, pair_edges, run_network
+from recon4d.inference.graphs import retrieval_params
+from recon4d.inference.run import (
+    NetworkRun,
+    check_network,
+    pair_edges,
+    resolve_graph,
+    run_network,
+)
 from recon4d.io import collect_frames
 from recon4d.io.layout import frame_name, frame_stem
 from recon4d.options import FrameOptions, NetworkOptions
@@ -90,19 +97,24 @@ def from_npz(path: str | os.PathLike) -> PreparedInputs:
 
 def from_oracle(scene_dir: str | os.PathLike, network: NetworkOptions, *,
                 progress: bool = True, static: bool = True, sink: PairSink | None = None,
-                check_graph: Callable[[int, np.ndarray], object] | None = None
-                ) -> PreparedInputs:
+                check_graph: Callable[[int, np.ndarray], object] | None = None,
+                desc_dim: int = 0) -> PreparedInputs:
     """A `recon4d synth` folder; the oracle predictor (default corruption) replaces the network,
     so of `network` only the input size, pair graph and batch size apply. `static`: the caller
     treats every pixel as static (a scene with movers is then worth a warning). `check_graph`
-    sees (frame count, edges) before any prediction, to refuse bad options early."""
+    sees (frame count, edges) before any prediction, to refuse bad options early. `desc_dim`
+    > 0: the oracle also gives MASt3R-like descriptors of that size (for sparse alignment)."""
     scene = load_scene(scene_dir)
     if scene.num_frames < 2:
         raise InputError(f"{scene_dir}: {scene.num_frames} frame(s), at least 2 needed")
     if static and scene.dynamic_mask.any():
         logger.warning("%s: the scene has moving objects; static reconstruction treats them as "
                        "static (render it with --movers 0)", scene_dir)
-    oracle = OracleModel(scene)
+    if retrieval_params(resolve_graph(network.graph, scene.num_frames)) is not None:
+        raise OptionError(f"--graph {network.graph}: retrieval graphs rank images with the "
+                          "network's encoder, which the oracle does not have; choose another "
+                          "graph")
+    oracle = OracleModel(scene, desc_dim=desc_dim)
     views = oracle.views(network.size)
     edges, graph = pair_edges(scene.num_frames, network)
     if check_graph is not None:

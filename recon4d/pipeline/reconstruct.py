@@ -22,11 +22,12 @@ from tqdm import tqdm
 from recon4d import align
 from recon4d.align.known import KnownCameras
 from recon4d.align.sparse import Matcher, SparseSettings
+from recon4d.align.tsdf import refine_scene_tsdf
 from recon4d.align.video import VideoTerms
 from recon4d.dynamics.masks import MotionMasks
 from recon4d.dynamics.sam2_refine import Sam2Refiner
 from recon4d.errors import InputError, OptionError
-from recon4d.inference import PairPredictions, infer_pairs
+from recon4d.inference import PairPredictions
 from recon4d.inference.engine import requested_device
 from recon4d.inference.pair_store import PairStore
 from recon4d.inference.run import check_network, load_network, pair_edges
@@ -71,7 +72,6 @@ from recon4d.pipeline.motion import (
 )
 from recon4d.pipeline.user_masks import mask_files, read_motion_masks
 from recon4d.scene import Scene
-from recon4d.synthetic import OracleModel, load_scene
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ def reconstruct(out_dir: str | os.PathLike, input: str | os.PathLike | None = No
                   "conf_threshold": alignment.conf_threshold, "device": str(device),
                   **_sparse_kwargs(alignment)}
         scene = _align(prepared, motion, windowed, flows, opts, known, kwargs, progress)
+        if alignment.tsdf > 0:
+            scene = refine_scene_tsdf(scene, alignment.tsdf, device=device, progress=progress)
     _describe(scene, prepared)
     timing["align"] = time.perf_counter() - tick
 
@@ -211,21 +213,6 @@ def require_descriptors(preds: PairPredictions, source: str) -> None:
                          "a MASt3R checkpoint (DUSt3R and MonST3R give none); use --align dense")
 
 
-def _oracle_descriptors(prepared: inputs.PreparedInputs, scene_dir: str | os.PathLike,
-                        network_size: int | None) -> None:
-    """Replace the oracle's predictions by the same ones with MASt3R descriptors.
-
-    Stop-gap: `inputs.from_oracle` builds a descriptor-less oracle; once it takes a `desc_dim`,
-    pass ORACLE_DESC_DIM there and drop this second pass."""
-    preds = prepared.predictions
-    oracle = OracleModel(load_scene(scene_dir), desc_dim=ORACLE_DESC_DIM)
-    prepared.predictions = infer_pairs(oracle, oracle.views(network_size), preds.edges,
-                                       device="cpu", progress=False)
-    prepared.predictions.images = preds.images
-    prepared.predictions.image_names = preds.image_names
-    prepared.predictions.timestamps = preds.timestamps
-
-
 def summary_line(result: ReconstructResult) -> str:
     """`N frames, P points, T s (predict a s, align b s, write c s) -> DIR`."""
     t = result.timing
@@ -262,9 +249,8 @@ def _prepare(input: str | os.PathLike | None, predictions: str | os.PathLike | N
     if oracle is not None:
         prepared = inputs.from_oracle(
             oracle, opts.network, progress=progress, static=method == "none",
-            check_graph=lambda n, edges: windows_for(n, edges, video.window))
-        if sparse:
-            _oracle_descriptors(prepared, oracle, opts.network.size)
+            check_graph=lambda n, edges: windows_for(n, edges, video.window),
+            desc_dim=ORACLE_DESC_DIM if sparse else 0)
     preds = prepared.predictions
     if method in ("none", "given"):
         found = _given(prepared, video, None) if method == "given" else Motion("none")
