@@ -150,8 +150,8 @@ def viewing_distance(scene: Scene) -> float:
     return float(np.median(depths)) if depths.size else 1.0
 
 
-def _check_render_options(size: tuple[int, int], point_size: int) -> None:
-    """OptionError for a size or point size that cannot make a video."""
+def check_render_options(size: tuple[int, int], point_size: int) -> None:
+    """OptionError for a render size (W, H) or point size that cannot make a video."""
     if point_size < 1 or int(point_size) != point_size:
         raise OptionError(f"render point size must be a positive integer, got {point_size}")
     if len(size) != 2 or min(size) < 1 or any(int(side) != side for side in size):
@@ -171,7 +171,7 @@ def write_render(scene: Scene, path: str | os.PathLike, *, size: tuple[int, int]
     height, width = scene.depths.shape[1:]
     size = (width, height) if size is None else tuple(size)
     fps = frame_rate(scene.timestamps) if fps is None else check_fps(fps)
-    _check_render_options(size, point_size)
+    check_render_options(size, point_size)
     if not has_pyav():
         raise OutputError(f"{path}: cannot write the 4D render: MP4 videos need PyAV "
                           f"({PYAV_INSTALL})")
