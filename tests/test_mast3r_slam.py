@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from recon4d.errors import InputError
+from recon4d.errors import InputError, OptionError
 from recon4d.eval.poses import align_poses, ate_errors
+from recon4d.options import Mast3rSlamOptions
 from recon4d.slam.mast3r import Mast3rSlam, stream_poses
 from recon4d.synthetic import generate_scene
 from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
@@ -140,3 +141,16 @@ def test_mover_masks_lower_the_ate_towards_frozen_movers():
 
     without, masked, still = run(scene), run(scene, truth), run(frozen)
     assert masked < 0.9 * without and masked < 1.5 * still
+
+
+def test_lost_and_keyframe_options_reach_tracking(orbit):
+    source = Mast3rSlamOracle(orbit)
+    views = source.views()[:4]
+    few = Mast3rSlam(source, Mast3rSlamOptions(keyframe_overlap=0.01))
+    assert [few.push(view).is_keyframe for view in views] == [True] + [False] * 3
+    many = Mast3rSlam(source, Mast3rSlamOptions(keyframe_overlap=0.99))
+    assert all(many.push(view).is_keyframe for view in views)
+    strict = Mast3rSlam(source, Mast3rSlamOptions(min_valid=1.0))
+    assert [strict.push(view).lost for view in views[:2]] == [False, True]
+    with pytest.raises(OptionError, match="--keyframe-overlap must be at most 1"):
+        Mast3rSlamOptions(keyframe_overlap=1.5)

@@ -49,6 +49,17 @@ def test_decode_gives_both_views_in_the_frame_camera(scene):
                                atol=1e-4)
 
 
+def test_depth_stretch_stretches_both_views_along_the_optical_axis(scene):
+    exact = Mast3rSlamOracle(scene, OracleCorruption.none())
+    stretched = Mast3rSlamOracle(scene, OracleCorruption.none(), depth_stretch=0.05)
+    for frame, keyframe in ((3, 0), (0, 3), (2, 2)):
+        for true, pred in zip(exact.decode(frame, keyframe), stretched.decode(frame, keyframe),
+                              strict=True):
+            torch.testing.assert_close(pred["pts3d"],
+                                       true["pts3d"] * torch.tensor([1.0, 1.0, 1.05]))
+            torch.testing.assert_close(pred["desc"], true["desc"])
+
+
 def test_default_predictions_are_normalised_and_descriptors_agree_on_true_matches(scene):
     exact = Mast3rSlamOracle(scene, OracleCorruption.none().but(normalize=True))
     pred_f, pred_k = exact.decode(2, 0)

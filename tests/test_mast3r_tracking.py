@@ -219,6 +219,75 @@ def test_fractions_follow_the_true_overlap_and_ask_for_a_keyframe(static_scene):
     assert results[8].unique_fraction < 0.333 < results[1].unique_fraction
 
 
+def off_sim3(T: torch.Tensor, seed: int, size: float = 0.01) -> torch.Tensor:
+    """T with its linear part perturbed off Sim(3) (as poses composed with rounding drift)."""
+    out = T.clone()
+    out[:3, :3] += torch.from_numpy(np.random.default_rng(seed).normal(scale=size, size=(3, 3)))
+    return out
+
+
+def is_sim3(T: torch.Tensor) -> bool:
+    linear = T[:3, :3] / sim3_scale(T)
+    return torch.allclose(linear @ linear.T, torch.eye(3, dtype=T.dtype), atol=1e-10)
+
+
+def test_poses_off_sim3_are_projected_before_tracking(static_scene):
+    oracle = Mast3rSlamOracle(static_scene)
+    keyframe = keyframe_of(oracle)
+    keyframe.pose_c2w = off_sim3(sim3_exp(torch.full((7,), 0.1, dtype=torch.float64)), seed=1)
+    start = off_sim3(keyframe.pose_c2w, seed=2)
+    assert not is_sim3(keyframe.pose_c2w) and not is_sim3(start)
+    pred_f, pred_k = oracle.decode(2, 0)
+    result = track_frame(keyframe, pred_f, pred_k, start, fuse_keyframe=False)
+    assert not result.lost and is_sim3(result.T_kf) and is_sim3(result.pose_c2w)
+    rot, trans, log_scale = pose_error(result.T_kf, true_relative(static_scene, keyframe,
+                                                                  pred_f, 2))
+    assert rot < 1.0 and log_scale < 0.03
+
+
+def test_a_collapsed_scale_is_lost_inside_tracking(static_scene):
+    oracle = Mast3rSlamOracle(static_scene)
+    keyframe = keyframe_of(oracle)
+    pred_f, pred_k = oracle.decode(1, 0)
+    # the true relative scale is about 1: a plausible range that excludes it marks it lost
+    result = track_frame(keyframe, pred_f, pred_k, EYE, scale_range=(2.0, 20.0))
+    assert result.lost and result.iterations > 0 and result.valid_fraction > 0.3
+    assert torch.equal(result.pose_c2w, EYE) and keyframe.count == 1  # not fused
+    assert not track_frame(keyframe, pred_f, pred_k, EYE, fuse_keyframe=False).lost
+
+
+def test_lost_and_keyframe_limits_are_parameters(static_scene):
+    oracle = Mast3rSlamOracle(static_scene)
+    keyframe = keyframe_of(oracle)
+    pred_f, pred_k = oracle.decode(8, 0)
+    default = track_frame(keyframe, pred_f, pred_k, EYE, fuse_keyframe=False)
+    assert default.needs_keyframe and not default.lost
+    low = min(default.match_fraction, default.unique_fraction)
+    assert not track_frame(keyframe, pred_f, pred_k, EYE, fuse_keyframe=False,
+                           keyframe_overlap=0.9 * low).needs_keyframe
+    strict = track_frame(keyframe, pred_f, pred_k, EYE, fuse_keyframe=False,
+                         min_valid=1.1 * default.valid_fraction)
+    assert strict.lost and strict.iterations == 0
+
+
+def test_match_fractions_count_the_keyframes_static_pixels_only(static_scene):
+    oracle = Mast3rSlamOracle(static_scene)
+    pred_f, pred_k = oracle.decode(1, 0)
+    plain = track_frame(keyframe_of(oracle), pred_f, pred_k, EYE, fuse_keyframe=False)
+    movers = torch.zeros(H, W, dtype=torch.bool)
+    movers[:, : W // 2] = True  # half the keyframe masked: its matches and pixels both go
+    masked = track_frame(keyframe_of(oracle, movers=movers), pred_f, pred_k, EYE,
+                         fuse_keyframe=False)
+    # the right half's matches, as a fraction of the right half's pixels
+    right = plain.matches.valid.clone()
+    right[:, : W // 2] = False
+    unique = plain.matches.index[right].unique().numel() / (H * W // 2)
+    assert masked.unique_fraction == pytest.approx(unique, abs=1e-9)
+    assert 0.9 * right[:, W // 2:].float().mean() <= masked.match_fraction
+    assert masked.match_fraction <= right[:, W // 2:].float().mean() + 1e-9
+    assert masked.unique_fraction > 0.6 and not masked.needs_keyframe
+
+
 def test_contradicting_predictions_lose_tracking(static_scene):
     oracle = Mast3rSlamOracle(static_scene)
     keyframe = keyframe_of(oracle)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.linalg import expm
+from scipy.linalg import expm, polar
 from scipy.spatial.transform import Rotation
 
 from recon4d.geometry.sim3 import (
+    nearest_sim3,
     sim3_act,
     sim3_adjoint,
     sim3_exp,
@@ -106,3 +107,30 @@ def test_rigid_split_and_back():
                                torch.eye(3, dtype=torch.float64).expand(3, 3, 3))
     torch.testing.assert_close(rigid[:, :3, 3], T[:, :3, 3])
     torch.testing.assert_close(sim3_from_rigid(rigid, scale), T)
+
+
+def test_nearest_sim3_keeps_exact_ones_and_projects_perturbed_ones():
+    T = sim3_exp(random_tangents(6, seed=7)).reshape(2, 3, 4, 4)
+    torch.testing.assert_close(nearest_sim3(T), T, atol=1e-12, rtol=0)
+    rng = np.random.default_rng(8)
+    off = T.clone()
+    off[..., :3, :3] += torch.from_numpy(rng.normal(scale=0.01, size=(2, 3, 3, 3)))
+    near = nearest_sim3(off)
+    scale = sim3_scale(near)
+    rot = near[..., :3, :3] / scale[..., None, None]
+    torch.testing.assert_close(rot @ rot.transpose(-1, -2),
+                               torch.eye(3, dtype=torch.float64).expand(2, 3, 3, 3))
+    assert (torch.linalg.det(rot) > 0).all()
+    torch.testing.assert_close(near[..., :3, 3], off[..., :3, 3], atol=0, rtol=0)
+    for a, n in zip(off.reshape(-1, 4, 4).numpy(), near.reshape(-1, 4, 4).numpy(), strict=True):
+        unitary, positive = polar(a[:3, :3])  # the closest s R: R the polar factor, s = tr(P)/3
+        np.testing.assert_allclose(n[:3, :3], np.trace(positive) / 3 * unitary, atol=1e-12)
+    # the projection is at least as close to the matrix as the exact Sim(3) it was made from
+    assert ((near - off).norm(dim=(-1, -2)) <= (T - off).norm(dim=(-1, -2))).all()
+
+
+def test_nearest_sim3_of_a_reflection_is_a_rotation():
+    mirror = torch.diag(torch.tensor([2.0, 2.0, -2.0, 1.0], dtype=torch.float64))
+    near = nearest_sim3(mirror)
+    assert float(torch.linalg.det(near[:3, :3])) > 0
+    assert float(sim3_scale(near)) == pytest.approx(2.0)

@@ -110,3 +110,15 @@ def sim3_from_rigid(pose: Tensor, scale: Tensor | float = 1.0) -> Tensor:
     `sim3_to_rigid`)."""
     scale = torch.as_tensor(scale, dtype=pose.dtype, device=pose.device)
     return make_rigid(pose[..., :3, :3] * scale[..., None, None], pose[..., :3, 3])
+
+
+def nearest_sim3(T: Tensor) -> Tensor:
+    """The Sim(3) [s R t; 0 1] nearest to (..., 4, 4) matrices: R from the SVD of the linear part
+    (a reflection flipped on its least singular direction), s the mean singular value, t kept.
+    Poses composed frame after frame drift off Sim(3) by rounding, and `sim3_inverse` /
+    `sim3_log` assume [s R t] exactly, so the error would compound."""
+    u, sing, vh = torch.linalg.svd(T[..., :3, :3])
+    flip = torch.ones_like(sing)
+    flip[..., 2] = torch.sign(torch.linalg.det(u @ vh))
+    linear = sing.mean(-1)[..., None, None] * (u * flip[..., None, :]) @ vh
+    return make_rigid(linear, T[..., :3, 3])

@@ -68,7 +68,7 @@ from recon4d.options.pipeline import (
     OutputOptions,
     ReconstructOptions,
 )
-from recon4d.options.slam import Slam3rOptions, SlamOptions
+from recon4d.options.slam import Mast3rSlamOptions, Slam3rOptions, SlamOptions
 from recon4d.options.synthetic import SynthOptions
 from recon4d.options.view import ViewOptions
 
@@ -79,7 +79,8 @@ __all__ = [
     "DEFAULT_BLOCK_SIZE", "DEFAULT_MAX_ITER", "DEFAULT_WEIGHTS", "DEPTH_ALIGN_MODES",
     "DEPTH_PROTOCOLS", "DEVICES", "DISTANCES", "DTYPES", "EvalOptions", "FIT_SPACES", "flag_of",
     "FrameOptions", "GEOMETRIES", "GRAPH_HELP", "GT_FORMATS", "InferOptions", "MASK_MODES",
-    "MasksOptions", "MATCH_WEIGHTS", "MatchNetworkOptions", "MatchOptions", "max_depth_value",
+    "Mast3rSlamOptions", "MasksOptions", "MATCH_WEIGHTS", "MatchNetworkOptions", "MatchOptions",
+    "max_depth_value",
     "METRIC_GROUPS", "MotionOptions", "NetworkOptions", "off_or_float", "option",
     "options_from_args", "OptionSpec", "OutputOptions", "POSE_ALIGN_MODES", "PREFILTER_HELP",
     "ReconstructOptions",

@@ -83,6 +83,10 @@ class Mast3rSlamOptions:
                                "cy}, {\"K\": 3x3} or a 3x3 list): calibrated tracking",
                                metavar="JSON")
     subsample: int = option(1, "use every n-th frame")
+    min_valid: float = option(0.05, "tracking is lost (relocalisation starts) below this "
+                              "fraction of usable matches")
+    keyframe_overlap: float = option(0.333, "a frame becomes a keyframe when its matched or "
+                                     "unique matched fraction of the keyframe drops below this")
     edge_min_valid: float = option(0.1, "a retrieved back-end edge is kept when both "
                                    "directions reach this valid match fraction")
     reloc_min_valid: float = option(0.3, "relocalisation succeeds when the candidates reach "
@@ -107,8 +111,9 @@ class Mast3rSlamOptions:
         require_at_least(self, 1, "subsample", "retrieval_k", "backend_iters")
         require_at_least(self, 0, "loop_gap")
         require_at_least(self, 2, "window")
-        require_positive(self, "edge_min_valid", "reloc_min_valid", "cloud_conf")
-        for name in ("edge_min_valid", "reloc_min_valid"):
+        require_positive(self, "min_valid", "keyframe_overlap", "edge_min_valid",
+                         "reloc_min_valid", "cloud_conf")
+        for name in ("min_valid", "keyframe_overlap", "edge_min_valid", "reloc_min_valid"):
             require(getattr(self, name) <= 1, Mast3rSlamOptions, name, "must be at most 1",
                     getattr(self, name))
 

@@ -24,7 +24,15 @@ from recon4d.errors import InputError, OptionError, Recon4dError
 from recon4d.inference.model_images import img_to_uint8
 from recon4d.io.atomic import atomic_output_dir
 from recon4d.io.images import upright_size
-from recon4d.io.layout import DYNAMIC_MASK_DIR, SLAM_FRAMES_FILE, frame_file, frame_name
+from recon4d.io.layout import (
+    DYNAMIC_MASK_DIR,
+    KEYFRAME_IMAGES_DIR,
+    KEYFRAME_TRAJECTORY_FILE,
+    MAP_VIDEO_FILE,
+    SLAM_FRAMES_FILE,
+    frame_file,
+    frame_name,
+)
 from recon4d.io.scene_json import write_scene_json
 from recon4d.io.tum import Trajectory, write_tum
 from recon4d.io.writers.files import save_png
@@ -49,9 +57,6 @@ from recon4d.viz.overlay import has_pyav
 
 logger = logging.getLogger(__name__)
 
-KEYFRAME_TRAJECTORY_FILE = "keyframes_tum.txt"
-KEYFRAME_IMAGES_DIR = "keyframes"
-MAP_VIDEO_FILE = "map_video.mp4"
 FPS_SMOOTHING = 0.8  # weight of the previous frame rate in the progress bar's running FPS
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from recon4d.align.focal import FOCAL_RANGE, estimate_focal
 from recon4d.errors import InputError
-from recon4d.geometry.sim3 import sim3_act, sim3_inverse, sim3_scale, sim3_to_rigid
+from recon4d.geometry.sim3 import nearest_sim3, sim3_act, sim3_inverse, sim3_to_rigid
 from recon4d.inference.model_images import img_to_uint8
 from recon4d.options.slam import Mast3rSlamOptions
 from recon4d.slam.mast3r_graph import Calibration, GraphEdge, PoseGraph
@@ -35,14 +35,11 @@ from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
 from recon4d.slam.mast3r_retrieval import KeyframeDatabase, global_descriptor
 from recon4d.slam.mast3r_tracking import (
-    C_MIN,
-    KEYFRAME_FRACTION,
-    Q_MIN,
     TrackResult,
+    static_pixels,
     track_frame,
+    usable_matches,
 )
-
-SCALE_RANGE = (0.05, 20.0)  # plausible scale of a frame relative to its keyframe
 
 # (view, pred_f, pred_k, keyframe) -> (H, W) bool movers of the frame, or None; pred_k and the
 # keyframe are None for a frame decoded alone (the first one, relocalisation)
@@ -117,21 +114,26 @@ class Mast3rSlam:
             pred_f, pred_k = self.source.decode(code, self.codes[self._current])
         movers = self._mask(view, pred_f, pred_k, keyframe)
         with clock("tracking"):
-            track = track_frame(keyframe, pred_f, pred_k, self._pose,
-                                init_pixels=self._init_pixels, intrinsics=self.intrinsics,
-                                exclude_f=movers)
-        if track.lost or not _plausible(track.T_kf):
+            track = self._track(keyframe, pred_f, pred_k, self._pose, movers,
+                                init_pixels=self._init_pixels)
+        if track.lost:
             self._relocalising = True
             return self._lost(index, movers, track.valid_fraction, clock)
-        relative = nearest_sim3(track.T_kf)
-        self._pose = keyframe.pose_c2w @ relative
-        if _needs_keyframe(track, keyframe):
+        self._pose = track.pose_c2w
+        if track.needs_keyframe:
             with clock("backend"):
                 self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, movers), code)
             return self._emit(index, True, track.valid_fraction, movers, clock)
         self._init_pixels = track.matches.pixels(pred_f["pts3d"].shape[1])
-        self.relative.append((self._current, relative.cpu()))
+        self.relative.append((self._current, track.T_kf.cpu()))
         return self._emit(index, False, track.valid_fraction, movers, clock)
+
+    def _track(self, keyframe: Keyframe, pred_f: dict, pred_k: dict, pose: Tensor,
+               movers: Tensor | None, **kwargs: Any) -> TrackResult:
+        """`track_frame` with the stream's calibration and lost / keyframe limits."""
+        return track_frame(keyframe, pred_f, pred_k, pose, intrinsics=self.intrinsics,
+                           exclude_f=movers, min_valid=self.options.min_valid,
+                           keyframe_overlap=self.options.keyframe_overlap, **kwargs)
 
     def _start(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
         """The first frame: a keyframe at the origin from its own prediction, fused with the
@@ -171,11 +173,9 @@ class Mast3rSlam:
         best = self.keyframes[passing[0][0]]
         with clock("tracking"):  # the pose against the best keyframe, starting at its pose
             pred_f, pred_k = self.source.decode(code, self.codes[passing[0][0]])
-            track = track_frame(best, pred_f, pred_k, best.pose_c2w, intrinsics=self.intrinsics,
-                                exclude_f=movers, fuse_keyframe=False)
-        plausible = not track.lost and _plausible(track.T_kf)
-        candidate.pose_c2w = (best.pose_c2w @ nearest_sim3(track.T_kf) if plausible
-                              else best.pose_c2w.clone())
+            track = self._track(best, pred_f, pred_k, best.pose_c2w, movers,
+                                fuse_keyframe=False)
+        candidate.pose_c2w = best.pose_c2w.clone() if track.lost else track.pose_c2w
         self._relocalising = False
         with clock("backend"):
             self._add_keyframe(candidate, code, [p for _, p in passing], desc)
@@ -233,13 +233,11 @@ class Mast3rSlam:
         pred_s, pred_r = self.source.decode(src_code, ref_code)
         matches = match_keyframe(pred_s["pts3d"], pred_r["pts3d"], pred_s["desc"],
                                  pred_r["desc"], exclude_f=src.movers, exclude_k=ref.movers)
-        index, valid = matches.index.reshape(-1), matches.valid.reshape(-1)
-        q = (pred_s["desc_conf"].reshape(-1)[index] * pred_r["desc_conf"].reshape(-1)).sqrt()
-        usable = (valid & (q > Q_MIN) & (pred_s["conf"].reshape(-1)[index] > C_MIN)
-                  & (ref.average_conf().reshape(-1) > C_MIN))
+        weight, _, usable = usable_matches(matches, pred_s, pred_r, ref.average_conf())
         pix_b = torch.nonzero(usable)[:, 0]
-        edge = GraphEdge(a, b, index[pix_b].cpu(), pix_b.cpu(), q[pix_b].sqrt().double().cpu())
-        return edge, float(usable.sum()) / len(usable)
+        edge = GraphEdge(a, b, matches.index.reshape(-1)[pix_b].cpu(), pix_b.cpu(),
+                         weight[pix_b].double().cpu())
+        return edge, float(usable.sum()) / static_pixels(ref.movers)
 
     def _calibration(self, pred: dict) -> Calibration | None:
         if self.intrinsics is None:
@@ -327,34 +325,6 @@ def stream_poses(source: SlamPairSource, frames: Iterable[dict],
     slam = Mast3rSlam(source, options, **kwargs)
     for view in frames:
         yield slam.push(view)
-
-
-def nearest_sim3(transform: Tensor) -> Tensor:
-    """The Sim(3) [s R t; 0 1] nearest to a 4 x 4 matrix (R from the SVD of the linear part, s
-    its mean singular value). Poses composed frame after frame drift off Sim(3) by rounding,
-    and the inverse `sim3_inverse` assumes [s R t] exactly, so the stream projects them back."""
-    u, sing, vh = torch.linalg.svd(transform[:3, :3])
-    flip = torch.ones_like(sing)
-    flip[2] = torch.sign(torch.linalg.det(u @ vh))
-    out = transform.clone()
-    out[:3, :3] = sing.mean() * (u * flip) @ vh
-    return out
-
-
-def _needs_keyframe(track: TrackResult, keyframe: Keyframe) -> bool:
-    """§6 keyframe rule with the fractions taken over the keyframe's pixels that are not movers
-    (excluded pixels never match, and would otherwise call for keyframes ever more often)."""
-    static = float((~keyframe.movers).sum()) / keyframe.movers.numel()
-    return min(track.match_fraction, track.unique_fraction) < KEYFRAME_FRACTION * static
-
-
-def _plausible(relative: Tensor) -> bool:
-    """Whether a tracked Sim(3) keyframe <- frame is finite with a scale within
-    `SCALE_RANGE` (a track with too few true matches can collapse the scale)."""
-    if not bool(torch.isfinite(relative).all()):
-        return False
-    scale = float(sim3_scale(relative))
-    return SCALE_RANGE[0] < scale < SCALE_RANGE[1]
 
 
 def _focal(points: Tensor) -> float:

@@ -21,9 +21,21 @@ from torch import Tensor
 
 from recon4d.errors import InputError
 from recon4d.geometry.rotations import skew
-from recon4d.geometry.sim3 import sim3_act, sim3_adjoint, sim3_exp, sim3_inverse
+from recon4d.geometry.sim3 import (
+    nearest_sim3,
+    sim3_act,
+    sim3_adjoint,
+    sim3_exp,
+    sim3_inverse,
+    sim3_scale,
+)
 from recon4d.slam.mast3r_keyframe import Keyframe
-from recon4d.slam.mast3r_matching import Matches, identity_pixels, match_keyframe
+from recon4d.slam.mast3r_matching import (
+    Matches,
+    identity_pixels,
+    match_keyframe,
+    sample_points,
+)
 
 SIGMA_RAY, SIGMA_DIST = 0.003, 10.0
 SIGMA_PIXEL, SIGMA_LOG_DEPTH = 1.0, 10.0
@@ -35,6 +47,7 @@ Q_MIN = 1.5  # matches need descriptor confidence Q above this
 C_MIN = 0.0  # and average confidence above this on both sides
 LOST_FRACTION = 0.05  # tracking fails below this fraction of usable matches
 KEYFRAME_FRACTION = 0.333  # a new keyframe below this matched / unique fraction
+SCALE_RANGE = (0.05, 20.0)  # plausible scale of a frame relative to its keyframe
 CALIB_BORDER = -10.0  # projections may fall this many pixels (negative: outside) off the image
 MIN_DEPTH = 1e-6
 
@@ -181,22 +194,28 @@ def gauss_newton_sim3(residuals: Callable[[Tensor], Residuals], T_init: Tensor,
 
 def usable_matches(matches: Matches, pred_f: dict[str, Tensor], pred_k: dict[str, Tensor],
                    average_conf_k: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per keyframe pixel (flat, H * W): Q = sqrt(Q_ff[match] Q_kf), the valid matches with
-    Q > Q_MIN, and those also confident on both sides (average confidence > C_MIN): the ones
-    the pose uses (§6)."""
+    """Per keyframe pixel (flat, H * W): the residual weights sqrt(Q), Q = sqrt(Q_ff[match]
+    Q_kf); the valid matches with Q > Q_MIN; and those also confident on both sides (average
+    confidence > C_MIN): the ones a pose uses (§6). Shared by tracking and back-end edges."""
     index = matches.index.reshape(-1)
     q = (pred_f["desc_conf"].reshape(-1)[index] * pred_k["desc_conf"].reshape(-1)).sqrt()
     good_q = matches.valid.reshape(-1) & (q > Q_MIN)
     usable = (good_q & (pred_f["conf"].reshape(-1)[index] > C_MIN)
               & (average_conf_k.reshape(-1) > C_MIN))
-    return q, good_q, usable
+    return q.sqrt(), good_q, usable
 
 
-def frame_residuals(points_k: Tensor, points_f: Tensor, pixels_k: Tensor, pixels_f: Tensor,
+def static_pixels(movers: Tensor) -> int:
+    """Number of pixels that can match (not movers, at least 1): the denominator of the match
+    fractions, so that masked movers do not call for keyframes ever more often."""
+    return max(1, int((~movers).sum()))
+
+
+def frame_residuals(points_k: Tensor, points_f: Tensor, pixels_k: Tensor, uv_f: Tensor,
                     weight: Tensor, image_size: tuple[int, int],
                     intrinsics: Tensor | None = None) -> Callable[[Tensor], Residuals]:
     """The residual function T_kf -> `Residuals` of M matches: keyframe points (M, 3) at flat
-    keyframe pixels `pixels_k` (M,), frame points (M, 3) at flat frame pixels `pixels_f`,
+    keyframe pixels `pixels_k` (M,), frame points (M, 3) at frame positions `uv_f` (M, 2),
     weights sqrt(Q) (M,); ray + distance, or pixel + log-depth when `intrinsics` (3, 3) are
     given (both points then put on their pixels' calibrated rays). Computed in float64."""
     ref, src, weight = points_k.double(), points_f.double(), weight.double()
@@ -206,7 +225,7 @@ def frame_residuals(points_k: Tensor, points_f: Tensor, pixels_k: Tensor, pixels
     grid = identity_pixels(height, width, ref.device).reshape(-1, 2).double()
     k = intrinsics.to(ref.device, torch.float64)
     ref = constrain_to_rays(ref, grid[pixels_k], k)
-    src = constrain_to_rays(src, grid[pixels_f], k)
+    src = constrain_to_rays(src, uv_f.double(), k)
     return lambda T: pixel_depth_residuals(ref, grid[pixels_k], src, T, k, image_size, weight)
 
 
@@ -214,13 +233,15 @@ def frame_residuals(points_k: Tensor, points_f: Tensor, pixels_k: Tensor, pixels
 class TrackResult:
     """One frame tracked against the current keyframe.
 
-    `pose_c2w` (4, 4) float64 Sim(3) world <- frame (the start pose when `lost`) and `T_kf`
-    keyframe <- frame, on the predictions' device; `valid_fraction` usable matches for the
-    pose, `match_fraction` valid matches with Q > Q_MIN, `unique_fraction` distinct frame
-    pixels among the valid matches (all three of keyframe pixels); `needs_keyframe` (§6: min of the
-    two fractions < KEYFRAME_FRACTION), `lost` (valid fraction < LOST_FRACTION); `matches`
-    start the next frame's search (`Matches.pixels`; start afresh after a new keyframe);
-    `iterations` of Gauss-Newton (0 when lost).
+    `pose_c2w` (4, 4) float64 Sim(3) world <- frame (the start pose as given when `lost`) and
+    `T_kf` keyframe <- frame, exactly Sim(3) (`nearest_sim3`), on the predictions' device;
+    `valid_fraction` usable matches for the pose, `match_fraction` valid matches with
+    Q > Q_MIN, `unique_fraction` distinct frame pixels among the valid matches (all three of
+    the keyframe's non-mover pixels); `needs_keyframe` (§6: min of the two fractions below
+    `keyframe_overlap`), `lost` (valid fraction below `min_valid`, or a solved Sim(3) that is
+    not finite or whose scale left `scale_range`); `matches` start the next frame's search
+    (`Matches.pixels`; start afresh after a new keyframe); `iterations` of Gauss-Newton (0 when
+    too few matches were usable).
     """
 
     pose_c2w: Tensor
@@ -234,18 +255,32 @@ class TrackResult:
     iterations: int
 
 
+def plausible_sim3(T: Tensor, scale_range: tuple[float, float] = SCALE_RANGE) -> bool:
+    """Whether a solved Sim(3) keyframe <- frame is finite with a scale inside `scale_range`
+    (a track on too few true matches, e.g. a frame that does not overlap, can collapse the
+    scale)."""
+    if not bool(torch.isfinite(T).all()):
+        return False
+    return scale_range[0] < float(sim3_scale(T)) < scale_range[1]
+
+
 def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str, Tensor],
                 pose_init_c2w: Tensor, *, init_pixels: Tensor | None = None,
                 intrinsics: Tensor | None = None, exclude_f: Tensor | None = None,
-                fuse_keyframe: bool = True) -> TrackResult:
+                fuse_keyframe: bool = True, min_valid: float = LOST_FRACTION,
+                keyframe_overlap: float = KEYFRAME_FRACTION,
+                scale_range: tuple[float, float] = SCALE_RANGE) -> TrackResult:
     """Track a frame against `keyframe` from one decoder run (`SlamPairSource.decode`, the
     frame as view 1): match, then Sim(3) Gauss-Newton starting at `pose_init_c2w` (the
-    previous frame's pose, §8.4.3).
+    previous frame's pose, §8.4.3). The keyframe and start poses are first projected onto
+    Sim(3), so poses composed with rounding errors do not bias the solve.
 
     `init_pixels` (H, W, 2) starts the matching (the previous frame's matches), `intrinsics`
     (3, 3) switches to the calibrated residuals, `exclude_f` (H, W) bool marks the frame's
-    movers (the keyframe's own `movers` are excluded too). Unless lost, `fuse_keyframe` fuses
-    the frame's prediction of the keyframe, moved into the keyframe's camera, into it.
+    movers (the keyframe's own `movers` are excluded too). `min_valid`, `keyframe_overlap` and
+    `scale_range` are the lost, keyframe and plausible-scale limits (`TrackResult`). Unless
+    lost, `fuse_keyframe` fuses the frame's prediction of the keyframe, moved into the
+    keyframe's camera, into it.
     """
     points_f, points_kf = pred_f["pts3d"], pred_k["pts3d"]
     if points_f.shape != keyframe.points.shape or points_kf.shape != keyframe.points.shape:
@@ -256,24 +291,32 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
     matches = match_keyframe(points_f, points_kf, pred_f["desc"], pred_k["desc"],
                              init=init_pixels, exclude_f=exclude_f, exclude_k=keyframe.movers)
     index, matched = matches.index.reshape(-1), matches.valid.reshape(-1)
-    q, good_q, usable = usable_matches(matches, pred_f, pred_k, keyframe.average_conf())
-    pixels = height * width
+    weight, good_q, usable = usable_matches(matches, pred_f, pred_k, keyframe.average_conf())
+    pixels = static_pixels(keyframe.movers)
     valid_fraction = float(usable.sum()) / pixels
     match_fraction = float(good_q.sum()) / pixels
     unique_fraction = float(index[matched].unique().numel()) / pixels
-    needs_keyframe = min(match_fraction, unique_fraction) < KEYFRAME_FRACTION
+    needs_keyframe = min(match_fraction, unique_fraction) < keyframe_overlap
     device = points_f.device
-    pose_k = keyframe.pose_c2w.to(device, torch.float64)
+    pose_k = nearest_sim3(keyframe.pose_c2w.to(device, torch.float64))
     pose_init = pose_init_c2w.to(device, torch.float64)
-    T_init = sim3_inverse(pose_k) @ pose_init
-    if valid_fraction < LOST_FRACTION:
-        return TrackResult(pose_init, T_init, valid_fraction, match_fraction,
-                           unique_fraction, needs_keyframe, True, matches, 0)
+    T_init = nearest_sim3(sim3_inverse(pose_k) @ nearest_sim3(pose_init))
+
+    def lost(iterations: int) -> TrackResult:
+        return TrackResult(pose_init, T_init, valid_fraction, match_fraction, unique_fraction,
+                           needs_keyframe, True, matches, iterations)
+
+    if valid_fraction < min_valid:
+        return lost(0)
     keep = usable.nonzero()[:, 0]
+    uv_f = matches.position.reshape(-1, 2)[keep]
     residuals = frame_residuals(keyframe.points.reshape(-1, 3)[keep],
-                                points_f.reshape(-1, 3)[index[keep]], keep, index[keep],
-                                q[keep].sqrt(), (height, width), intrinsics)
+                                sample_points(points_f, uv_f), keep, uv_f, weight[keep],
+                                (height, width), intrinsics)
     T_kf, iterations = gauss_newton_sim3(residuals, T_init)
+    if not plausible_sim3(T_kf, scale_range):
+        return lost(iterations)
+    T_kf = nearest_sim3(T_kf)
     if fuse_keyframe:
         moved = sim3_act(T_kf.to(points_kf.dtype), points_kf)
         keyframe.fuse(moved, pred_k["conf"])

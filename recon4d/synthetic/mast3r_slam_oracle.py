@@ -15,6 +15,14 @@ distance, so the matcher's 0.1 distance check means what it means for the networ
 scene size) and 0.2 % instead of 1 % independent per-pixel noise: a network's pointmaps are
 smooth at the pixel scale, and the ray matching converges (squared ray error < 1e-6) only on
 smooth ray images; 1 % i.i.d. noise is two pixels of ray jitter at 224 x 160.
+
+`depth_stretch` makes odometry drift as a network's does: every predicted pointmap is stretched
+by 1 + `depth_stretch` along the first camera's optical axis (both views of a pair; a focal
+misjudged by that factor). Rays stay consistent within a pair, so matches stay right, but no
+Sim(3) maps one camera's stretched points onto another's exactly: each frame's pose against its
+keyframe under-turns by about that fraction, keyframe chains accumulate it, and a loop edge
+spans one pair and carries one pair's error only. (A rotation of both views about the camera
+centre does not drift: the keyframe pose and its turned pointmap compensate each other.)
 """
 
 from __future__ import annotations
@@ -56,11 +64,12 @@ class Mast3rSlamOracle(OracleModel):
 
     def __init__(self, scene: SyntheticScene, corruption: OracleCorruption | None = None,
                  seed: int = 0, desc_dim: int = DESC_DIM,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", depth_stretch: float = 0.0) -> None:
         super().__init__(scene, SLAM_CORRUPTION if corruption is None else corruption,
                          desc_dim=desc_dim, seed=seed)
         self.descriptors = StretchedDescriptors(desc_dim, seed, period_stretch(scene))
         self.device = torch.device(device)
+        self.stretch = np.array([1.0, 1.0, 1.0 + depth_stretch], dtype=np.float32)
 
     def encode(self, view: dict) -> int:
         """The scene index of a view dict (its `idx`), checked against the scene."""
@@ -69,5 +78,7 @@ class Mast3rSlamOracle(OracleModel):
     def decode(self, code_f: int, code_k: int) -> tuple[dict, dict]:
         """(pred_f, pred_k): `pts3d`, `conf`, `desc`, `desc_conf` of f and k, in f's camera."""
         side_f, side_k = self.predict_pair(code_f, code_k)
+        side_f, side_k = ({**side, "pts3d": side["pts3d"] * self.stretch}
+                          for side in (side_f, side_k))
         return tuple({key: torch.from_numpy(np.ascontiguousarray(value)).float().to(self.device)
                       for key, value in side.items()} for side in (side_f, side_k))
