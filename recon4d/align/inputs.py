@@ -52,7 +52,7 @@ class PairData:
         return out.reshape(self.n_images, self.height, self.width)
 
 
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+def unflatten_npz_keys(flat: Mapping[str, Any]) -> dict[str, Any]:
     """{"view1/idx": a, ...} (the predictions.npz layout) -> {"view1": {"idx": a}, ...}."""
     nested: dict[str, Any] = {}
     for key, value in flat.items():
@@ -109,7 +109,7 @@ def as_pair_data(predictions: Any, source: str = "predictions",
     else:
         raise InputError(f"{source}: expected pair predictions, got {type(predictions).__name__}")
     if any("/" in k for k in d):
-        d = _unflatten(d)
+        d = unflatten_npz_keys(d)
     idx_i = _tensor(_get(d, "view1", "idx", source), "view1/idx", source).long().reshape(-1)
     idx_j = _tensor(_get(d, "view2", "idx", source), "view2/idx", source).long().reshape(-1)
     pts_i = _tensor(_get(d, "pred1", "pts3d", source), "pred1/pts3d", source)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recon4d.align.inputs import unflatten_npz_keys
 from recon4d.errors import InputError
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io.atomic import atomic_write_bytes
@@ -78,14 +79,7 @@ def _nested(d: Any) -> dict:
     """{"view1/idx": a, ...} (npz layout) -> {"view1": {"idx": a}, ...}; nested dicts as is."""
     if not hasattr(d, "items"):
         raise InputError(f"predictions: expected pair predictions, got {type(d).__name__}")
-    out: dict = {}
-    for key, value in d.items():
-        head, _, tail = key.partition("/")
-        if tail:
-            out.setdefault(head, {})[tail] = value
-        else:
-            out[head] = value
-    return out
+    return unflatten_npz_keys(d)
 
 
 class MatchCache:
