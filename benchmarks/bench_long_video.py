@@ -10,9 +10,11 @@ full. Each (mode, frames) runs in a fresh process (isolated peak RSS), all in on
 The synthetic oracle (`OracleModel`, default corruption) stands in for the network: the
 network's own memory is per batch and does not depend on the number of frames. Per run: peak
 RSS, RSS once the inputs are ready (the rendered scene and the model input frames, which grow
-with the video in any mode), seconds from predictions to scene, and camera ATE.
+with the video in any mode), the peak of each stage (pairs streamed to the store / inferred,
+the windows, the refinement over all pairs), seconds from predictions to scene, and camera ATE.
 
     python benchmarks/bench_long_video.py [--frames 50 100 200 400] [--width 512 --height 288]
+        [--modes windows one-piece] [--jsonl results.jsonl]
 """
 
 from __future__ import annotations
@@ -20,12 +22,38 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import threading
 import time
+from unittest import mock
 
 from process_memory import in_fresh_process, peak_rss_bytes, rss_bytes
 
 GRAPH = "swin-5-noncyclic"
 GB = 1e9
+
+
+class StagePeaks:
+    """Peak RSS per named stage, sampled every 20 ms by a daemon thread."""
+
+    def __init__(self) -> None:
+        self.stage, self.peaks = "inputs", {}
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss_bytes())
+            time.sleep(0.02)
+
+    def enter(self, stage: str) -> None:
+        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss_bytes())
+        self.stage = stage
+
+    def entering(self, stage: str, fn):
+        """`fn`, entering `stage` when called."""
+        def run(*args, **kwargs):
+            self.enter(stage)
+            return fn(*args, **kwargs)
+        return run
 
 
 def run_one(mode: str, frames: int, width: int, height: int) -> dict:
@@ -36,31 +64,40 @@ def run_one(mode: str, frames: int, width: int, height: int) -> dict:
     from recon4d.eval.poses import align_poses, ate_errors
     from recon4d.inference import infer_pairs, make_pairs
     from recon4d.inference.pair_store import PairStore
-    from recon4d.pipeline.windows import aligned_in_windows
+    from recon4d.pipeline import windows
     from recon4d.synthetic import OracleModel, generate_scene
 
+    meter = StagePeaks()
     truth = generate_scene(frames=frames, width=width, height=height, movers=0, seed=0)
     oracle = OracleModel(truth)
     views = oracle.views()
     edges = make_pairs(frames, GRAPH)
     rss_inputs = rss_bytes()
     start = time.perf_counter()
+    meter.enter("pairs")
     if mode == "windows":
         with tempfile.TemporaryDirectory() as tmp, PairStore(tmp, edges, frames, height,
-                                                             width) as store:
+                                                             width) as store, \
+                mock.patch.object(windows, "refine_alignment",
+                                  meter.entering("refine", windows.refine_alignment)):
             preds = infer_pairs(oracle, views, edges, batch_size=8, device="cpu",
                                 progress=False, sink=store.add)
             store.add_images(preds.images)
             del preds
-            scene = aligned_in_windows(store)
+            meter.enter("windows")
+            scene = windows.aligned_in_windows(store)
     else:
-        scene = global_align(infer_pairs(oracle, views, edges, batch_size=8, device="cpu",
-                                         progress=False))
+        preds = infer_pairs(oracle, views, edges, batch_size=8, device="cpu", progress=False)
+        meter.enter("align")
+        scene = global_align(preds)
     seconds = time.perf_counter() - start
+    meter.enter("done")
     aligned, _ = align_poses(scene.poses_c2w, truth.poses_c2w)
     ate = float(np.sqrt((ate_errors(aligned, truth.poses_c2w) ** 2).mean()))
-    return {"mode": mode, "frames": frames, "pairs": len(edges), "seconds": seconds,
-            "peak_gb": peak_rss_bytes() / GB, "inputs_gb": rss_inputs / GB, "ate": ate}
+    return {"mode": mode, "frames": frames, "width": width, "height": height,
+            "pairs": len(edges), "seconds": seconds, "peak_gb": peak_rss_bytes() / GB,
+            "inputs_gb": rss_inputs / GB, "ate": ate,
+            "stage_peak_gb": {k: v / GB for k, v in meter.peaks.items() if k != "done"}}
 
 
 def main() -> None:
@@ -69,6 +106,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--height", type=int, default=288)
     parser.add_argument("--one-piece-max", type=int, default=100)
+    parser.add_argument("--modes", nargs="+", choices=("windows", "one-piece"),
+                        default=["windows", "one-piece"])
+    parser.add_argument("--jsonl", help="append each run's result to this file as it comes")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -80,12 +120,16 @@ def main() -> None:
     print(f"{'mode':>9} {'frames':>6} {'pairs':>5} {'peak GB':>8} {'inputs GB':>9} "
           f"{'seconds':>8} {'ATE':>8}")
     for frames in args.frames:
-        for mode in ("windows", "one-piece"):
+        for mode in args.modes:
             if mode == "one-piece" and frames > args.one_piece_max:
                 continue
             r = in_fresh_process(__file__, f"{mode}:{frames}:{args.width}:{args.height}", 1)
             print(f"{r['mode']:>9} {r['frames']:>6} {r['pairs']:>5} {r['peak_gb']:>8.2f} "
-                  f"{r['inputs_gb']:>9.2f} {r['seconds']:>8.1f} {r['ate']:>8.4f}", flush=True)
+                  f"{r['inputs_gb']:>9.2f} {r['seconds']:>8.1f} {r['ate']:>8.4f}  stage peaks GB: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_peak_gb"].items()), flush=True)
+            if args.jsonl:
+                with open(args.jsonl, "a") as f:
+                    f.write(json.dumps(r) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,19 +20,23 @@ N, H, W = 5, 6, 8
 
 @pytest.fixture(scope="module")
 def video():
-    """True cameras and depths of N frames, and exact pairs (i, j) with |i - j| <= 2, each in
+    return _exact_video(N)
+
+
+def _exact_video(n: int):
+    """True cameras and depths of n frames, and exact pairs (i, j) with |i - j| <= 2, each in
     camera i's frame divided by its own scale s_e."""
     rng = np.random.default_rng(0)
-    depths = rng.uniform(2.0, 4.0, (N, H, W))
-    focals, pps = rng.uniform(6.0, 9.0, N), np.tile([W / 2, H / 2], (N, 1))
-    intrinsics = np.zeros((N, 3, 3))
+    depths = rng.uniform(2.0, 4.0, (n, H, W))
+    focals, pps = rng.uniform(6.0, 9.0, n), np.tile([W / 2, H / 2], (n, 1))
+    intrinsics = np.zeros((n, 3, 3))
     intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = focals
     intrinsics[:, :2, 2], intrinsics[:, 2, 2] = pps, 1
-    poses = np.tile(np.eye(4), (N, 1, 1))
-    poses[:, :3, :3] = so3_exp(rng.normal(0, 0.1, (N, 3)))
-    poses[:, :3, 3] = np.c_[0.3 * np.arange(N), rng.normal(0, 0.1, (N, 2))]
+    poses = np.tile(np.eye(4), (n, 1, 1))
+    poses[:, :3, :3] = so3_exp(rng.normal(0, 0.1, (n, 3)))
+    poses[:, :3, 3] = np.c_[0.3 * np.arange(n), rng.normal(0, 0.1, (n, 2))]
     world = depth_to_world(depths, intrinsics, poses)
-    edges = np.array([(i, j) for i in range(N) for j in range(N) if i != j and abs(i - j) <= 2])
+    edges = np.array([(i, j) for i in range(n) for j in range(n) if i != j and abs(i - j) <= 2])
     scales = rng.uniform(0.5, 2.0, len(edges))
 
     def in_pair_frame(points, e):
@@ -44,7 +48,7 @@ def video():
     assert np.allclose(pts_i[0] * scales[0], unproject_depth(depths[0], intrinsics[0]))
     conf = torch.full((len(edges), H, W), 2.0)
     data = PairData(torch.as_tensor(edges), torch.as_tensor(pts_i, dtype=torch.float32),
-                    torch.as_tensor(pts_j, dtype=torch.float32), conf, conf, N)
+                    torch.as_tensor(pts_j, dtype=torch.float32), conf, conf, n)
     return depths, focals, pps, poses, edges, data
 
 
@@ -52,9 +56,10 @@ def _start(depths: np.ndarray, poses: np.ndarray, focals: np.ndarray,
            pps: np.ndarray) -> AlignState:
     """The true cameras and depths with frames 1.. moved off by a few degrees and centimetres."""
     rng = np.random.default_rng(1)
+    n = len(poses)
     rot, trans = poses[:, :3, :3].copy(), poses[:, :3, 3].copy()
-    rot[1:] = so3_exp(rng.normal(0, 0.05, (N - 1, 3))) @ rot[1:]
-    trans[1:] += rng.normal(0, 0.05, (N - 1, 3))
+    rot[1:] = so3_exp(rng.normal(0, 0.05, (n - 1, 3))) @ rot[1:]
+    trans[1:] += rng.normal(0, 0.05, (n - 1, 3))
     return AlignState(torch.from_numpy(rot), torch.from_numpy(trans), torch.from_numpy(focals),
                       torch.from_numpy(pps), torch.as_tensor(depths, dtype=torch.float32),
                       *(torch.empty(0),) * 3)
@@ -106,3 +111,22 @@ def test_a_reader_missing_an_edge_is_refused(video):
     state = _start(depths, poses, focals, pps)
     with pytest.raises(Recon4dError, match="each of the 14 edges"):
         refine_alignment(state, edges, _reader(edges, data, drop=3), 2)
+
+
+def test_pairs_are_read_block_by_block():
+    """Memory is one block of pairs, not the video's: every read covers at most the block
+    widened by the graph's reach (2) on each side, and the poses still come most of the way
+    back (the default rounds)."""
+    depths, focals, pps, poses, edges, data = _exact_video(12)
+    state = _start(depths, poses, focals, pps)
+    start_error = np.abs(state.trans.numpy() - poses[:, :3, 3]).max()
+    read = _reader(edges, data)
+    asked: list[int] = []
+
+    def counting(frames: np.ndarray) -> PairChunk:
+        asked.append(len(frames))
+        return read(frames)
+
+    refine_alignment(state, edges, counting, 2)
+    assert max(asked) <= 2 + 2 * 2 < 12
+    assert np.abs(state.trans.numpy() - poses[:, :3, 3]).max() < 0.1 * start_error

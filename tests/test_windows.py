@@ -126,3 +126,33 @@ def test_error_leaves_no_staging_folder(video, tmp_path):
             assert store.folder.parent == staging
             aligned_in_windows(store, window=4, overlap=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_holds_one_window_of_pairs_and_no_earlier_window_result(video, tmp_path,
+                                                                       monkeypatch):
+    """What grows with the video stays out of memory: every read from the store (windows and
+    the refinement) covers at most one window of frames, and a window's full-resolution scene
+    is gone before the next window is solved."""
+    import weakref
+
+    import recon4d.pipeline.windows as windows
+
+    _, preds = video
+    pieces: list[weakref.ref] = []
+    alive_at_solve: list[int] = []
+
+    def tracked_align(*args, **kwargs):
+        alive_at_solve.append(sum(ref() is not None for ref in pieces))
+        piece = global_align(*args, **kwargs)
+        pieces.append(weakref.ref(piece))
+        return piece
+
+    monkeypatch.setattr(windows, "global_align", tracked_align)
+    with _store(tmp_path, preds) as store:
+        read_sizes: list[int] = []
+        read = store.read
+        monkeypatch.setattr(store, "read", lambda frames: read_sizes.append(len(frames))
+                            or read(frames))
+        aligned_in_windows(store, window=8)
+    assert len(pieces) == 3 and alive_at_solve == [0, 0, 0]  # windows 0-7, 4-11, 8-15
+    assert max(read_sizes) <= 8 and len(read_sizes) > 3  # the refinement read block by block

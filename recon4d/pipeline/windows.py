@@ -94,20 +94,30 @@ def aligned_in_windows(store: PairStore, *, window: int | None = None,
     for k, frames in enumerate(tqdm(windows, desc="windows", unit="window",
                                     disable=not progress or len(windows) == 1)):
         frames = np.arange(frames.start, frames.stop)
-        known_here = _window_intrinsics(frames, solved, out, known, first_focal)
-        kwargs = _kwargs(align_kwargs, frames)
-        piece = global_align(store.read(frames), known=known_here, **kwargs)
-        done = solved[frames]
-        if done.any():
-            _move_onto(piece, np.flatnonzero(done), out, frames[done])
-        take = (owner[frames] == k) | ~done
-        out.take(piece, frames[take], np.flatnonzero(take), _moving(kwargs, take))
-        if first_focal is None:
-            first_focal = float(np.median(piece.intrinsics[:, 0, 0]))
-        solved[frames] = True
+        focal = _add_window(store, frames, owner[frames] == k, out, solved, known, first_focal,
+                            align_kwargs)
+        first_focal = focal if first_focal is None else first_focal
     if refine and len(windows) > 1:
         _refine(out, store, windows[1].start - windows[0].start)
     return out.scene()
+
+
+def _add_window(store: PairStore, frames: np.ndarray, owned: np.ndarray, out: _SceneBuffer,
+                solved: np.ndarray, known: KnownCameras | None, first_focal: float | None,
+                align_kwargs: AlignKwargs | None) -> float:
+    """Align the window `frames` and copy into `out` its new frames and those it owns
+    (`owned`, bool per frame); marks them `solved`, returns the window's median focal. Its
+    scene lives only here, so no window's full-resolution result outlives its turn."""
+    known_here = _window_intrinsics(frames, solved, out, known, first_focal)
+    kwargs = _kwargs(align_kwargs, frames)
+    piece = global_align(store.read(frames), known=known_here, **kwargs)
+    done = solved[frames]
+    if done.any():
+        _move_onto(piece, np.flatnonzero(done), out, frames[done])
+    take = owned | ~done
+    out.take(piece, frames[take], np.flatnonzero(take), _moving(kwargs, take))
+    solved[frames] = True
+    return float(np.median(piece.intrinsics[:, 0, 0]))
 
 
 def _refine(out: _SceneBuffer, store: PairStore, block: int) -> None:
