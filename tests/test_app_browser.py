@@ -183,6 +183,8 @@ def test_two_jobs_at_once_both_finish_and_the_zip_holds_the_scene(server, browse
     choose(second, "job-kind", "motion masks only")
     first.click("#options")  # open the options: a short alignment
     first.fill("#niter textarea", "10")
+    first.press("#niter textarea", "Tab")  # blur: Gradio takes the value on change
+    first.wait_for_timeout(1000)
     first.click("#run")
     second.click("#run")
     status_shows(second, "queue", 30_000)  # waits behind the first job, with its position
