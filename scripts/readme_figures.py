@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = ("README.md", "docs")
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
+_INLINE = re.compile(r"`((?:bash |\.venv/bin/)[^`]+)`")
 _FIGURES = re.compile(r"(<!-- figures:([\w-]+) -->\n)(.*?)(<!-- /figures -->)", re.S)
 _DURATION = re.compile(r"\d+(?:\.\d+)? s\b")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.(\d+))?(?![\w.])")
@@ -49,6 +50,13 @@ def examples(markdown: str) -> list[Example]:
         if before:
             shown[before[-1].start()] = figure.group(2)
     return [Example(_commands(b.group(2)), shown.get(b.start())) for b in blocks]
+
+
+def inline_commands(markdown: str) -> list[str]:
+    """The commands printed inside running text: code spans starting with `bash ` or
+    `.venv/bin/` (a span broken over two lines is one command), in order, without repeats."""
+    spans = (" ".join(m.group(1).split()) for m in _INLINE.finditer(_FENCE.sub("", markdown)))
+    return list(dict.fromkeys(spans))
 
 
 def figures(markdown: str) -> dict[str, str]:

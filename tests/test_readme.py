@@ -8,6 +8,10 @@ where `.venv` is the test environment. For the main job the environment, not the
 prepared: an offline Hugging Face cache holding the golden set's tiny DUSt3R (config.json +
 model.safetensors) under the repo id of the default checkpoint, and a two-frame video rendered
 from a synthetic scene at the printed input path.
+
+Commands printed inside the text (code spans starting with `bash ` or `.venv/bin/`) run as
+printed too, after the main job: each exits with status 0, or, for a server (`recon4d app`,
+`recon4d view`), prints its address, answers there and stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import av
@@ -28,6 +37,7 @@ from scripts.readme_figures import (
     Example,
     examples,
     figures,
+    inline_commands,
     prepare_workspace,
     run_example,
     same_figures,
@@ -126,6 +136,69 @@ def test_printed_figures_match_a_fresh_run(readme_run) -> None:
     assert shown.keys() == printed.keys() and shown, "every figures block follows an example"
     for name, output in shown.items():
         assert same_figures(printed[name], output) == [], f"{name}: run scripts/readme_figures.py"
+
+
+INLINE = inline_commands(README.read_text())
+CI_STEPS = {*SETUP_STEPS, "bash scripts/setup dev"}  # scripts/test runs these
+SERVING = re.compile(r"open (http://\S+)")
+COMMAND_S = 300
+
+
+def _run_or_serve(command: str, cwd: Path, env: dict[str, str]) -> None:
+    """Run `command` with bash in `cwd`: it must exit with status 0, or print `open URL` (a
+    server), answer on that URL and stop on SIGTERM."""
+    process = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    lines: list[str] = []
+    served = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if SERVING.search(line):
+                served.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + COMMAND_S
+        while process.poll() is None and not served.is_set() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if served.is_set():
+            url = next(m.group(1) for m in map(SERVING.search, lines) if m)
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                assert answer.status == 200, f"`{command}`: {url} answered {answer.status}"
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    reader.join(10)
+    assert process.returncode == 0 or (served.is_set() and process.returncode in (-15, 143)), (
+        f"`{command}` exited with status {process.returncode}:\n{''.join(lines)}")
+
+
+@pytest.mark.parametrize("command", [c for c in INLINE if c not in CI_STEPS])
+def test_commands_in_the_text_run_as_printed(readme_run, command: str) -> None:
+    """Set-up variants run in the repository (whose .venv must be this environment), the rest
+    in the examples' workspace, after the main job (which made runs/demo)."""
+    work, _ = readme_run
+    if command.startswith("bash scripts/"):
+        if (REPO / ".venv").resolve() != Path(sys.prefix).resolve():
+            pytest.skip("set-up variants install into the repository's .venv, which is not the "
+                        "test environment here")
+        cwd = REPO
+    else:
+        cwd = work
+    env = {**os.environ, "HF_HOME": str(work / "hf"), "HF_HUB_OFFLINE": "1"}
+    _run_or_serve(command, cwd, env)
+
+
+def test_commands_in_the_text_are_found() -> None:
+    assert {".venv/bin/recon4d app", ".venv/bin/recon4d view runs/demo"} <= set(INLINE)
+    assert "bash scripts/setup dev" in (REPO / "scripts" / "test").read_text()
 
 
 def test_links_between_documents_resolve() -> None:
