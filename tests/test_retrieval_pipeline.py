@@ -52,3 +52,14 @@ def test_retrieval_graph_is_refused_for_the_oracle(tmp_path):
                  "--graph", "retrieval-2-1"])
     assert code == 2
     assert not (tmp_path / "rec").exists()
+
+
+def test_windows_are_refused_for_a_retrieval_graph_before_any_work(tmp_path, capsys):
+    _near_duplicates(tmp_path / "imgs")
+    code = main(["reconstruct", str(tmp_path / "imgs"), "--out", str(tmp_path / "rec"),
+                 "--weights", str(tmp_path / "missing.pth"), "--graph", "retrieval-1-1",
+                 "--window", "4"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--window" in err and "retrieval-1-1" in err and "missing.pth" not in err
+    assert not (tmp_path / "rec").exists()

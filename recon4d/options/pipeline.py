@@ -159,3 +159,10 @@ class ReconstructOptions:
     video: VideoOptions = dataclasses.field(default_factory=VideoOptions)
     alignment: AlignOptions = dataclasses.field(default_factory=AlignOptions)
     outputs: OutputOptions = dataclasses.field(default_factory=OutputOptions)
+
+    def __post_init__(self) -> None:
+        # a retrieval graph pairs images however far apart: its pairs fit in no window
+        require(self.video.window is None or not self.network.graph.startswith("retrieval"),
+                VideoOptions, "window", f"cannot split the pairs of --graph "
+                f"{self.network.graph} (image similarity pairs frames however far apart); "
+                "omit --window or use a swin/logwin graph", self.video.window)
