@@ -4,7 +4,9 @@ With camera-frame points q (depth maps fixed) and pair points p, the weighted sq
 sum w |R_n q + t_n - s_e R_e p - t_e|^2 of one (edge, side) depends on the data only through the
 weight, mean and scatter of z = (q, p). Each such term is replaced by 7 virtual residuals that
 reproduce it exactly, so Levenberg-Marquardt on all poses at once (edge similarities eliminated
-by their closed-form optimum and a Schur complement) costs nothing per pixel.
+by their closed-form optimum and a Schur complement) costs nothing per pixel. The camera
+system couples two cameras only through an edge: it is kept block-sparse and, for video graphs,
+solved block-banded (`block_system`), in memory linear in the number of frames.
 
 Optionally every camera also gets a log scale sigma_n, its points becoming exp(sigma_n) R_n q +
 t_n (`solve_camera_similarities`): one step then rescales a whole depth map, which a scale
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from recon4d.align.block_system import BlockSystem
 from recon4d.geometry.rotations import skew, so3_exp
 from recon4d.geometry.umeyama import PairMoments, umeyama_from_moments
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from recon4d.align.pose_terms import PoseQuadratic
 
 LM_ITERS = 15
+EDGE_CHUNK = 256  # edges per batch of the normal equations (bounds their temporaries)
 
 # z = (q, p): a camera-frame point of the image and the pair's point, side by side.
 Z_Q, Z_P = slice(0, 3), slice(3, 6)
@@ -116,17 +120,42 @@ def _residuals(v: VirtualResiduals, edges: Tensor, rot: Tensor, trans: Tensor,
 
 def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tensor, trans: Tensor,
                     sim: tuple[Tensor, Tensor, Tensor], scale_pull: float,
-                    camera_scale: bool = False) -> tuple[Tensor, Tensor]:
+                    camera_scale: bool = False) -> tuple[BlockSystem, Tensor]:
     """Gauss-Newton normal equations (H, g) in the 6N pose steps (POSE_SIZE per camera, camera
-    by camera), with the edge similarity steps eliminated by a Schur complement. g is half the
-    gradient of the cost; -mu log s adds -mu / 2 to the LOG_SCALE entry. With `camera_scale`,
-    `rot` holds the maps exp(sigma_n) R_n and the steps are 7N (CAM_SIM_SIZE per camera)."""
+    by camera; H block-sparse: the edges' camera pairs), with the edge similarity steps
+    eliminated by a Schur complement. g is half the gradient of the cost; -mu log s adds
+    -mu / 2 to the LOG_SCALE entry. With `camera_scale`, `rot` holds the maps exp(sigma_n) R_n
+    and the steps are 7N (CAM_SIM_SIZE per camera). Edges are taken EDGE_CHUNK at a time."""
+    size = CAM_SIM_SIZE if camera_scale else POSE_SIZE
+    dtype = torch.promote_types(v.a.dtype, rot.dtype)
+    hess = BlockSystem.zeros(n_images, edges[:, 0], edges[:, 1],
+                             rot.new_zeros(size, size, dtype=dtype))
+    grad = rot.new_zeros(n_images, size, dtype=dtype)
+    for start in range(0, len(edges), EDGE_CHUNK):
+        sl = slice(start, start + EDGE_CHUNK)
+        chunk = VirtualResiduals(v.a[sl], v.b[sl], v.tau[sl])
+        h_tt, coupling, g = _edge_blocks(chunk, edges[sl], rot, trans,
+                                         tuple(x[sl] for x in sim), scale_pull, camera_scale)
+        e = edges[sl]
+        rows = e[:, :, None].expand(-1, 2, 2).reshape(-1)
+        cols = e[:, None, :].expand(-1, 2, 2).reshape(-1)
+        hess.add_(torch.cat((rows, e.reshape(-1))), torch.cat((cols, e.reshape(-1))),
+                  torch.cat((-coupling.reshape(-1, size, size), h_tt.reshape(-1, size, size))))
+        grad.index_add_(0, e.reshape(-1), g.reshape(-1, size))
+    return hess, grad.reshape(-1)
+
+
+def _edge_blocks(v: VirtualResiduals, edges: Tensor, rot: Tensor, trans: Tensor,
+                 sim: tuple[Tensor, Tensor, Tensor], scale_pull: float, camera_scale: bool
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    """Per edge, with its similarity step eliminated: the camera blocks H_tt (E, 2, size,
+    size), the Schur couplings (E, 2, 2, size, size) to subtract at (camera k, camera l) and the
+    reduced half gradients (E, 2, size)."""
     a, b, r = _residuals(v, edges, rot, trans, sim)
     eye = torch.eye(3, dtype=a.dtype, device=a.device)
     tau = v.tau[..., None, None] * eye
     # (E, 2, 7, 3, size): ROT, TRANS and, with camera scales, the log scale
     jt = torch.cat((-skew(a), tau, a[..., None]) if camera_scale else (-skew(a), tau), dim=-1)
-    size = jt.shape[-1]
     js = torch.cat((skew(b), -tau, -b[..., None]), dim=-1)  # (..., SIM_SIZE): rot, trans, scale
     h_tt = torch.einsum("eksai,eksaj->ekij", jt, jt)
     h_ts = torch.einsum("eksai,eksaj->ekij", jt, js)
@@ -138,50 +167,40 @@ def reduced_system(v: VirtualResiduals, edges: Tensor, n_images: int, rot: Tenso
     h_ss = h_ss + ridge[:, None, None] * torch.eye(SIM_SIZE, dtype=a.dtype, device=a.device)
     inv_ss = torch.linalg.inv(h_ss)
     x = h_ts @ inv_ss[:, None]  # (E, 2, size, SIM_SIZE)
-    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)  # (E, 2, 2, size, size)
-    block = (size, size)
-    hess = torch.zeros(n_images, n_images, *block, dtype=a.dtype, device=a.device)
-    rows = edges[:, :, None].expand(-1, 2, 2)
-    cols = edges[:, None, :].expand(-1, 2, 2)
-    hess.index_put_((rows.reshape(-1), cols.reshape(-1)), -coupling.reshape(-1, *block),
-                    accumulate=True)
-    hess.index_put_((edges.reshape(-1), edges.reshape(-1)), h_tt.reshape(-1, *block),
-                    accumulate=True)
-    grad = torch.zeros(n_images, size, dtype=a.dtype, device=a.device)
-    grad.index_add_(0, edges.reshape(-1),
-                    (g_t - (x @ g_s[:, None, :, None])[..., 0]).reshape(-1, size))
-    total = size * n_images
-    return hess.permute(0, 2, 1, 3).reshape(total, total), grad.reshape(-1)
+    coupling = torch.einsum("ekij,elmj->eklim", x, h_ts)
+    return h_tt, coupling, g_t - (x @ g_s[:, None, :, None])[..., 0]
 
 
 def solve_poses(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
-                iters: int = LM_ITERS, scale_pull: float = 0.0, extra: Sequence[PoseQuadratic] = ()
-                ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+                iters: int = LM_ITERS, scale_pull: float = 0.0, extra: Sequence[PoseQuadratic] = (),
+                solver: str = "auto") -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
     """Levenberg-Marquardt on all camera poses except `fixed` (N,) bool; returns the new
     (rot, trans) and the matching optimal edge similarities (scale, R, t).
 
     `scale_pull` mu adds -mu sum_e log s_e to the cost: the Lagrange term of the scale gauge.
     `extra`: more cost terms in the poses (video alignment's flow and smoothness models).
+    `solver`: how the step's linear system is solved (`BlockSystem.solve`; same solution).
     """
     rot, trans, _, sim = _levenberg_marquardt(m, edges, rot, trans, fixed, iters, scale_pull,
-                                              extra, camera_scale=False)
+                                              extra, camera_scale=False, solver=solver)
     return rot, trans, sim
 
 
 def solve_camera_similarities(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor,
-                              fixed: Tensor, iters: int = LM_ITERS, scale_pull: float = 0.0
+                              fixed: Tensor, iters: int = LM_ITERS, scale_pull: float = 0.0,
+                              solver: str = "auto"
                               ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
     """As `solve_poses`, with a scale per camera besides its pose: its points become
     exp(sigma_n) R_n q + t_n. Returns the new (rot, trans), the factors exp(sigma_n) (N,), 1 on
     the `fixed` cameras, and the optimal edge similarities. The squared cost shrinks with the
     scene, so a few fixed cameras do not hold its scale: give the gauge's `scale_pull`."""
     return _levenberg_marquardt(m, edges, rot, trans, fixed, iters, scale_pull, (),
-                                camera_scale=True)
+                                camera_scale=True, solver=solver)
 
 
 def _levenberg_marquardt(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tensor, fixed: Tensor,
                          iters: int, scale_pull: float, extra: Sequence[PoseQuadratic],
-                         camera_scale: bool
+                         camera_scale: bool, solver: str
                          ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
     """The solver of `solve_poses` and, with `camera_scale`, of `solve_camera_similarities`."""
     v = virtual_residuals(m)
@@ -203,12 +222,13 @@ def _levenberg_marquardt(m: TermMoments, edges: Tensor, rot: Tensor, trans: Tens
         for term in extra:
             h_extra, g_extra = term.system(rot, trans)
             hess, grad = hess + h_extra, grad + g_extra
-        hess = hess * free[:, None] * free[None, :] + torch.diag(1 - free)
+        hess = hess.masked(free)
         grad = grad * free
+        diagonal = hess.diagonal()
         improved = False
         while lam < 1e10:
-            damp = torch.diagonal(hess) * lam + 1e-12 * torch.diagonal(hess).mean()
-            step = -torch.linalg.solve(hess + torch.diag(damp), grad).reshape(n, size)
+            damp = diagonal * lam + 1e-12 * diagonal.mean()
+            step = -hess.with_diagonal(damp).solve(grad, solver).reshape(n, size)
             turn = so3_exp(step[:, ROT])
             grow = torch.exp(step[:, CAM_LOG_SCALE]) if camera_scale else torch.ones_like(scale)
             new_rot, new_scale = turn @ rot, grow * scale

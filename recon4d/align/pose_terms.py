@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from recon4d.align.pose_graph import POSE_SIZE
+from recon4d.align.block_system import BlockSystem
 
 
 @dataclass
 class PoseQuadratic:
     """q(d) = const + 2 grad.d + d.hess d, d = the poses' displacement from the base poses."""
 
-    hess: Tensor  # (6N, 6N)
+    hess: BlockSystem  # 6N x 6N, blocks at the terms' frame pairs
     grad: Tensor  # (6N,)
     const: Tensor  # ()
     base_rot: Tensor  # (N, 3, 3)
@@ -37,11 +37,11 @@ class PoseQuadratic:
 
     def cost(self, rot: Tensor, trans: Tensor) -> Tensor:
         d = self.displacement(rot, trans)
-        return self.const + 2 * self.grad @ d + d @ (self.hess @ d)
+        return self.const + 2 * self.grad @ d + d @ self.hess.matvec(d)
 
-    def system(self, rot: Tensor, trans: Tensor) -> tuple[Tensor, Tensor]:
+    def system(self, rot: Tensor, trans: Tensor) -> tuple[BlockSystem, Tensor]:
         """(H, g) at (rot, trans): g is half the gradient of the model."""
-        return self.hess, self.grad + self.hess @ self.displacement(rot, trans)
+        return self.hess, self.grad + self.hess.matvec(self.displacement(rot, trans))
 
 
 def pair_quadratic(pairs: Tensor, moment: Tensor, first: Tensor, const: Tensor,
@@ -50,14 +50,12 @@ def pair_quadratic(pairs: Tensor, moment: Tensor, first: Tensor, const: Tensor,
     value `const`, linearised at the poses (rot, trans)."""
     n = rot.shape[0]
     a, b = pairs[:, 0], pairs[:, 1]
-    hess = torch.zeros(n, n, POSE_SIZE, POSE_SIZE, dtype=torch.float64, device=rot.device)
     moment = moment.double()
-    for rows, cols, sign in ((a, a, 1), (b, b, 1), (a, b, -1), (b, a, -1)):
-        hess.index_put_((rows, cols), sign * moment, accumulate=True)
-    grad = torch.zeros(n, POSE_SIZE, dtype=torch.float64, device=rot.device)
+    # d_b - d_a: blocks M at (a, a) and (b, b), -M at (a, b) and (b, a)
+    hess = BlockSystem.from_blocks(n, torch.cat((a, b, a, b)), torch.cat((a, b, b, a)),
+                                   torch.cat((moment, moment, -moment, -moment)))
+    grad = torch.zeros(n, moment.shape[-1], dtype=torch.float64, device=rot.device)
     grad.index_add_(0, b, first.double())
     grad.index_add_(0, a, -first.double())
-    size = n * POSE_SIZE
-    return PoseQuadratic(hess.permute(0, 2, 1, 3).reshape(size, size), grad.reshape(-1),
-                         const.double(), rot.clone(), trans.clone())
+    return PoseQuadratic(hess, grad.reshape(-1), const.double(), rot.clone(), trans.clone())
 
