@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from process_memory import peak_rss_bytes, rss_bytes
+from process_memory import measured, run_child
 
 TARGETS = {"ate_pct": 1.0, "focal_pct": 2.0, "abs_rel": 0.03}
-
 
 
 def child(solver: str, preds_path: str, out_path: str, threads: int) -> None:
@@ -38,16 +35,13 @@ def child(solver: str, preds_path: str, out_path: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     preds = PairPredictions.load_npz(preds_path)
-    base = rss_bytes()
-    start = time.perf_counter()
-    scene = global_align(preds, solver=solver)
-    wall = time.perf_counter() - start
-    peak = peak_rss_bytes()
+    with measured() as stats:
+        scene = global_align(preds, solver=solver)
     np.savez(out_path, poses=scene.poses_c2w, intrinsics=scene.intrinsics, depths=scene.depths,
-             wall=wall, peak_growth=peak - base, peak=peak)
+             **stats)
 
 
-def _metrics(result: np.lib.npyio.NpzFile, scene) -> dict[str, float]:
+def _metrics(result: dict[str, np.ndarray], scene) -> dict[str, float]:
     from recon4d.eval import depth_metrics, pose_metrics
 
     gt = scene.poses_c2w
@@ -76,13 +70,10 @@ def run_case(frames: int, graph: str, solvers: list[str], args: argparse.Namespa
             rows.append({"frames": frames, "graph": graph, "edges": len(preds),
                          "solver": solver, "skipped": True})
             continue
-        out = tmp / f"out_{frames}_{graph}_{solver}.npz"
-        subprocess.run([sys.executable, __file__, "--child", solver, str(preds_path), str(out),
-                        "--threads", str(args.threads)], check=True)
-        with np.load(out) as res:
-            row = {"frames": frames, "graph": graph, "edges": len(preds), "solver": solver,
-                   "wall_s": float(res["wall"]), "peak_mb": float(res["peak_growth"]) / 2**20,
-                   **_metrics(res, scene)}
+        res = run_child(__file__, [solver, str(preds_path)], args.threads)
+        row = {"frames": frames, "graph": graph, "edges": len(preds), "solver": solver,
+               "wall_s": float(res["wall_s"]), "peak_mb": float(res["peak_growth"]) / 2**20,
+               **_metrics(res, scene)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows

@@ -4,7 +4,10 @@
 lr 0.07 x 300 iterations on the 3D loss, then lr 0.01 x 300 on the 2D loss, starting from
 identity cameras; quaternions renormalised after every step, a non-finite loss stops a stage.
 `fast`: the same losses from the Procrustes chain (`init.chain_init`), the root's pose held (it
-is the gauge), minimised by L-BFGS with a strong-Wolfe line search: far fewer evaluations.
+is the gauge), minimised by L-BFGS with a strong-Wolfe line search: far fewer evaluations. The
+3D stage is run to its optimum (the poses come from it); the 2D stage is kept short, since its
+objective is flat along focal and anchor depths and longer runs fit the integer-pixel noise of
+the matches rather than improve the cameras (docs/sparse.md, benchmarks/bench_sparse_align.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from recon4d.align.sparse.params import SparseParameters
 
 SCHEDULES = ("fast", "reference")
 REFERENCE = {"coarse": (0.07, 300), "refine": (0.01, 300)}
-FAST_ITERS = {"coarse": 5, "refine": 15}
+FAST_ITERS = {"coarse": 30, "refine": 5}  # L-BFGS iterations per stage
 LBFGS_HISTORY = 20
 
 Loss = Callable[[], Tensor]
