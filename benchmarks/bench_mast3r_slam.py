@@ -16,9 +16,10 @@ error after Sim(3) alignment to the truth, in % of the camera path.
 - `movers`: a scene with moving boxes: ATE without masks, with the oracle's true masks, with
   flow masks, and on the same scene with frozen movers. Target: masks <= 1.5x frozen and below
   no masks.
-- `cost`: a long low-resolution orbit; resident memory, CPU seconds per frame (mean over the 20
-  frames before each checkpoint) and the wall-clock split per stage (network, tracking including
-  matching, back end including edge matching) at frames 100, 1000, 2000...
+- `cost`: a long low-resolution orbit; resident memory, the bytes the stream's map holds
+  (keyframe tensors, back-end edges, per-frame relative poses), CPU seconds per frame (mean over
+  the 20 frames before each checkpoint) and the wall-clock split per stage (network, tracking
+  including matching, back end including edge matching) at frames 100, 1000, 2000...
 
     python benchmarks/bench_mast3r_slam.py accuracy [--seeds 0 1 2] [--frames 24]
     python benchmarks/bench_mast3r_slam.py loop [--frames 200] [--fps 10] [--depth-stretch 0 0.05]
@@ -145,9 +146,9 @@ def cost(args: argparse.Namespace) -> None:
     views = source.views()
     slam = Mast3rSlam(source)
     cpu, stages = [], []
-    print("| frame | RSS MiB | CPU ms / frame | network ms | tracking ms | back end ms | "
+    print("| frame | RSS MiB | map MiB | CPU ms / frame | network ms | tracking ms | back end ms | "
           "keyframes | edges |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for index, view in enumerate(views, start=1):
         start = time.process_time()
         frame = slam.push(view)
@@ -157,10 +158,21 @@ def cost(args: argparse.Namespace) -> None:
             recent = stages[-COST_WINDOW:]
             split = [1000 * sum(s.get(k, 0.0) for s in recent) / len(recent)
                      for k in ("network", "tracking", "backend")]
-            print(f"| {index} | {rss_bytes() / 2**20:.0f} | "
+            print(f"| {index} | {rss_bytes() / 2**20:.0f} | {_map_bytes(slam) / 2**20:.1f} | "
                   f"{1000 * np.mean(cpu[-COST_WINDOW:]):.1f} | "
                   + " | ".join(f"{v:.1f}" for v in split)
                   + f" | {len(slam.keyframes)} | {len(slam.graph.edges)} |", flush=True)
+
+
+def _map_bytes(slam) -> int:
+    """Bytes of the tensors and arrays the stream keeps: per keyframe, per edge, per frame."""
+    def size(value) -> int:
+        return value.nbytes if isinstance(value, (torch.Tensor, np.ndarray)) else 0
+
+    keyframes = sum(size(v) for k in slam.keyframes for v in vars(k).values())
+    edges = sum(size(v) for e in slam.graph.edges for v in vars(e).values())
+    frames = sum(size(rel) for _, rel in slam.relative)
+    return keyframes + edges + frames + sum(size(p) for p in slam.graph.poses)
 
 
 def main() -> None:

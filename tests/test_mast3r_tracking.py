@@ -322,8 +322,7 @@ def test_movers_masks_keep_tracking_on_the_static_scene():
 def test_keyframe_fusion_is_the_confidence_weighted_mean():
     points = torch.tensor([[[1.0, 2.0, 3.0]]])
     keyframe = Keyframe(0, np.zeros((1, 1, 3), np.uint8), points, torch.tensor([[2.0]]), 1,
-                        torch.zeros(1, 1, 2), torch.ones(1, 1), torch.zeros(1, 1, dtype=bool),
-                        EYE)
+                        torch.zeros(1, 1, dtype=bool), EYE)
     keyframe.fuse(torch.tensor([[[4.0, 5.0, 0.0]]]), torch.tensor([[1.0]]))
     torch.testing.assert_close(keyframe.points, torch.tensor([[[2.0, 3.0, 2.0]]]))
     assert keyframe.count == 2

@@ -2,7 +2,7 @@
 stream's keyframe stride, windows, retrieval, buffer and output thresholds (`Slam3rOptions`;
 defaults are the reference's wild-video ones), and the MASt3R-SLAM stream's tracking, keyframe,
 back-end, retrieval and mover settings (`Mast3rSlamOptions`; defaults are MASt3R-SLAM's base
-config, algorithms-spec §6 / §8.4).
+config, algorithms-spec §6 / §8.4), and the live view of a running session (`LiveViewOptions`).
 """
 
 from __future__ import annotations
@@ -119,6 +119,25 @@ class Mast3rSlamOptions:
 
 
 @dataclass(frozen=True)
+class LiveViewOptions:
+    """Live view: a browser viewer that follows the running session."""
+
+    view: bool = option(False, "serve a live 3D view of the map (static points only), the "
+                        "trajectory so far and the current camera while the frames stream "
+                        "(needs the extra viewer); the address is printed, the server stops "
+                        "when the run ends")
+    port: int = option(8080, "port of the live view on 127.0.0.1 (the next free one when "
+                       "taken; 0 = any free port)")
+    view_rate: float = option(2.0, "most live-view updates per second (the last frame is "
+                              "always sent)", metavar="HZ")
+
+    def __post_init__(self) -> None:
+        require_at_least(self, 0, "port")
+        require(self.port <= 65535, LiveViewOptions, "port", "must be at most 65535", self.port)
+        require_positive(self, "view_rate")
+
+
+@dataclass(frozen=True)
 class SlamOptions:
     """SLAM: the method, its networks and which frames to use."""
 
@@ -134,6 +153,7 @@ class SlamOptions:
                                     type=int)
     slam3r: Slam3rOptions = dataclasses.field(default_factory=Slam3rOptions)
     mast3r: Mast3rSlamOptions = dataclasses.field(default_factory=Mast3rSlamOptions)
+    live: LiveViewOptions = dataclasses.field(default_factory=LiveViewOptions)
 
     def __post_init__(self) -> None:
         check_choices(self)

@@ -27,11 +27,13 @@ from recon4d.pipeline.slam_files import (
     write_cameras_and_cloud,
     write_table,
 )
+from recon4d.pipeline.slam_live import Slam3rMapFeed, start_live_view
 from recon4d.pipeline.slam_mast3r import Mast3rSlamRun, slam_mast3r
-from recon4d.slam.slam3r import Slam3rResult, run_slam3r
+from recon4d.slam.slam3r import Slam3rFrame, Slam3rResult, run_slam3r
 from recon4d.slam.slam3r_backend import load_backend
 from recon4d.synthetic import load_scene
 from recon4d.synthetic.slam3r_oracle import Slam3rOracle
+from recon4d.viz.live_viewer import LiveMapViewer
 
 
 @dataclasses.dataclass
@@ -50,24 +52,32 @@ class SlamRun:
 
 
 def slam(out_dir: str | os.PathLike, input: str | None = None, *, oracle: str | None = None,
-         options: SlamOptions | None = None, progress: bool = True) -> SlamRun | Mast3rSlamRun:
+         options: SlamOptions | None = None, progress: bool = True,
+         viewer: LiveMapViewer | None = None) -> SlamRun | Mast3rSlamRun:
     """Stream INPUT (or the oracle of a `recon4d synth` folder) through the method of `options`
     into `out_dir`.
 
-    The output folder, the options and the checkpoints are checked before any frame is read.
+    The session is shown live in `viewer` when given (the caller stops it), else in a viewer
+    started here and stopped at the end when `options.live.view` asks for one. The output folder,
+    the options and the checkpoints are checked before any frame is read.
     """
     opts = SlamOptions() if options is None else options
     if (input is None) == (oracle is None):
         raise OptionError("give exactly one of INPUT (images folder or video) or --oracle")
     check_output_folder(out_dir, "slam")
-    if opts.method == "mast3r":
-        return slam_mast3r(out_dir, input, oracle, opts, progress)
-    return _slam3r(out_dir, input, oracle, opts, progress)
+    started = None if viewer is not None else start_live_view(opts.live)
+    try:
+        if opts.method == "mast3r":
+            return slam_mast3r(out_dir, input, oracle, opts, progress, viewer or started)
+        return _slam3r(out_dir, input, oracle, opts, progress, viewer or started)
+    finally:
+        if started is not None:
+            started.stop()
 
 
 def _slam3r(out_dir: str | os.PathLike, input: str | None, oracle: str | None, opts: SlamOptions,
-            progress: bool) -> SlamRun:
-    """The SLAM3R stream and its files."""
+            progress: bool, viewer: LiveMapViewer | None) -> SlamRun:
+    """The SLAM3R stream and its files (each registered frame fed to `viewer` when given)."""
     if oracle is not None:
         scene = load_scene(oracle)
         backend = Slam3rOracle(scene)
@@ -83,8 +93,16 @@ def _slam3r(out_dir: str | os.PathLike, input: str | None, oracle: str | None, o
         frames, names, stamps = given.views, given.names, given.stamps
         shape = (opts.model_size, opts.model_size)  # SLAM3R's loader crops a centred square
         described = {"input": given.input, "i2p": opts.i2p, "l2w": opts.l2w, "device": device}
+    feed = None if viewer is None else Slam3rMapFeed(viewer, opts.live.view_rate)
     with tqdm(total=len(names), desc="slam3r", unit="frame", disable=not progress) as bar:
-        result = run_slam3r(backend, frames, opts.slam3r, on_frame=lambda _: bar.update())
+        def on_frame(frame: Slam3rFrame) -> None:
+            bar.update()
+            if feed is not None:
+                feed.frame(frame)
+
+        result = run_slam3r(backend, frames, opts.slam3r, on_frame=on_frame)
+    if feed is not None:
+        feed.flush()
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir) as staging:
         _write(staging, result, names, stamps, shape)

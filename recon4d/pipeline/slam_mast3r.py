@@ -47,11 +47,13 @@ from recon4d.pipeline.slam_files import (
     write_cameras_and_cloud,
     write_table,
 )
+from recon4d.pipeline.slam_live import Mast3rMapFeed
 from recon4d.slam.mast3r import FramePose, Mast3rSlam, MoverMasks
 from recon4d.slam.mast3r_movers import FlowMovers
 from recon4d.slam.mast3r_network import NetworkPairSource, SlamPairSource
 from recon4d.synthetic import load_scene
 from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
+from recon4d.viz.live_viewer import LiveMapViewer
 from recon4d.viz.map_video import MapVideo
 from recon4d.viz.overlay import has_pyav
 
@@ -91,9 +93,11 @@ class _Stream:
 
 
 def slam_mast3r(out_dir: str | os.PathLike, input: str | None, oracle: str | None,
-                opts: SlamOptions, progress: bool = True) -> Mast3rSlamRun:
+                opts: SlamOptions, progress: bool = True,
+                viewer: LiveMapViewer | None = None) -> Mast3rSlamRun:
     """Stream INPUT (or the oracle of a `recon4d synth` folder) through MASt3R-SLAM into
-    `out_dir` (module doc). Options, calibration and checkpoint are checked before any frame."""
+    `out_dir` (module doc), feeding `viewer` as it goes. Options, calibration and checkpoint are
+    checked before any frame."""
     m = opts.mast3r
     if m.movers == "oracle" and oracle is None:
         raise OptionError("--movers oracle takes the synthetic scene's true masks: it needs "
@@ -108,7 +112,8 @@ def slam_mast3r(out_dir: str | os.PathLike, input: str | None, oracle: str | Non
                       else torch.from_numpy(stream.intrinsics))
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir) as staging:
-        error = _run(slam, stream, staging, opts, progress)
+        feed = None if viewer is None else Mast3rMapFeed(viewer, opts.live.view_rate)
+        error = _run(slam, stream, staging, opts, progress, feed)
         if len(slam.relative) == 0:
             raise error  # nothing reconstructed: no folder
         points = _write(staging, slam, stream)
@@ -125,10 +130,11 @@ def slam_mast3r(out_dir: str | os.PathLike, input: str | None, oracle: str | Non
                          [k.index for k in slam.keyframes], slam.lost_frames, points)
 
 
-def _run(slam: Mast3rSlam, stream: _Stream, out: Path, opts: SlamOptions,
-         progress: bool) -> Recon4dError | None:
-    """Push every frame, writing masks, keyframe images and the map video as they come; the
-    error that stopped the stream (or that it never tracked), else None."""
+def _run(slam: Mast3rSlam, stream: _Stream, out: Path, opts: SlamOptions, progress: bool,
+         feed: Mast3rMapFeed | None) -> Recon4dError | None:
+    """Push every frame, writing masks, keyframe images and the map video and feeding the live
+    view as they come; the error that stopped the stream (or that it never tracked), else
+    None."""
     video, rate = None, None
     try:
         with tqdm(total=len(stream.names), desc="mast3r-slam", unit="frame",
@@ -139,6 +145,8 @@ def _run(slam: Mast3rSlam, stream: _Stream, out: Path, opts: SlamOptions,
                 if video is None and frame.index == 0:
                     video = _map_video(out / MAP_VIDEO_FILE, image.shape[:2], stream, opts)
                 _write_frame(out, slam, frame, image, video)
+                if feed is not None:
+                    feed.frame(slam)
                 current = 1 / max(sum(frame.seconds.values()), 1e-9)
                 rate = current if rate is None else (FPS_SMOOTHING * rate
                                                      + (1 - FPS_SMOOTHING) * current)
@@ -149,6 +157,8 @@ def _run(slam: Mast3rSlam, stream: _Stream, out: Path, opts: SlamOptions,
     finally:
         if video is not None:
             video.close()
+        if feed is not None:
+            feed.frame(slam, last=True)
     if not slam.tracked_any():
         what = stream.described.get("input") or stream.described.get("oracle")
         return InputError(f"{what}: no frame after the first could be tracked or relocalised "

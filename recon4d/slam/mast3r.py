@@ -122,7 +122,8 @@ class Mast3rSlam:
         self._pose = track.pose_c2w
         if track.needs_keyframe:
             with clock("backend"):
-                self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, movers), code)
+                self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, movers), code,
+                                   global_descriptor(code, pred_f["desc"]))
             return self._emit(index, True, track.valid_fraction, movers, clock)
         self._init_pixels = track.matches.pixels(pred_f["pts3d"].shape[1])
         self.relative.append((self._current, track.T_kf.cpu()))
@@ -146,7 +147,7 @@ class Mast3rSlam:
         keyframe = self._keyframe(index, view, pred, torch.eye(4, dtype=torch.float64), movers)
         self._pose = keyframe.pose_c2w
         keyframe.fuse(pred_again["pts3d"], pred_again["conf"])
-        self._add_keyframe(keyframe, code)
+        self._add_keyframe(keyframe, code, global_descriptor(code, pred["desc"]))
         return self._emit(index, True, 1.0, movers, clock)
 
     def _relocalise(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
@@ -160,7 +161,7 @@ class Mast3rSlam:
         with clock("backend"):
             new_id = len(self.keyframes)
             candidate = self._keyframe(index, view, pred, self._pose, movers)
-            desc = global_descriptor(code, candidate.desc)
+            desc = global_descriptor(code, pred["desc"])
             found = self.database.query(desc, self.options.retrieval_k,
                                         self.options.retrieval_min_score)
             passing = []
@@ -178,7 +179,7 @@ class Mast3rSlam:
         candidate.pose_c2w = best.pose_c2w.clone() if track.lost else track.pose_c2w
         self._relocalising = False
         with clock("backend"):
-            self._add_keyframe(candidate, code, [p for _, p in passing], desc)
+            self._add_keyframe(candidate, code, desc, [p for _, p in passing])
         return self._emit(index, True, min(passing[0][1].fractions), movers, clock)
 
     # --- keyframes and the back end -------------------------------------------------------
@@ -188,13 +189,12 @@ class Mast3rSlam:
         return Keyframe.from_prediction(index, img_to_uint8(view["img"][0]), pred,
                                         pose.double().to(pred["pts3d"].device), movers)
 
-    def _add_keyframe(self, keyframe: Keyframe, code: Any, pairs: list[PairMatch] | None = None,
-                      descriptor: Tensor | None = None) -> None:
+    def _add_keyframe(self, keyframe: Keyframe, code: Any, desc: Tensor,
+                      pairs: list[PairMatch] | None = None) -> None:
         """Register the next keyframe at its pose; without given `pairs`, edges go to the
         previous keyframe (always kept) and to retrieved ones (kept when both directions reach
         `edge_min_valid`). Then the back end runs."""
         new_id = len(self.keyframes)
-        desc = global_descriptor(code, keyframe.desc) if descriptor is None else descriptor
         if new_id and not pairs:
             pairs = [self._match_pair(keyframe, code, new_id, new_id - 1)]
             found = self.database.query(desc, self.options.retrieval_k,
@@ -235,8 +235,8 @@ class Mast3rSlam:
                                  pred_r["desc"], exclude_f=src.movers, exclude_k=ref.movers)
         weight, _, usable = usable_matches(matches, pred_s, pred_r, ref.average_conf())
         pix_b = torch.nonzero(usable)[:, 0]
-        edge = GraphEdge(a, b, matches.index.reshape(-1)[pix_b].cpu(), pix_b.cpu(),
-                         weight[pix_b].double().cpu())
+        edge = GraphEdge(a, b, matches.index.reshape(-1)[pix_b].int().cpu(), pix_b.int().cpu(),
+                         weight[pix_b].float().cpu())
         return edge, float(usable.sum()) / static_pixels(ref.movers)
 
     def _calibration(self, pred: dict) -> Calibration | None:
@@ -297,15 +297,23 @@ class Mast3rSlam:
             return np.full(len(self.relative), float(self.intrinsics[0, 0]))
         return np.array([self.focals[k] for k, _ in self.relative])
 
-    def keyframe_cloud(self, keyframe: Keyframe, min_conf: float
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """World points (M, 3) float32, colours (M, 3) uint8 and average confidences (M,) of a
-        keyframe's pixels with average confidence above `min_conf`, movers left out."""
+    def keyframe_points(self, keyframe: Keyframe, min_conf: float
+                        ) -> tuple[Tensor, np.ndarray, np.ndarray]:
+        """Points (M, 3) in the keyframe's camera (a tensor on its device), colours (M, 3) uint8
+        and average confidences (M,) of its pixels with average confidence above `min_conf`,
+        movers left out: its part of the map before its pose is applied."""
         conf = keyframe.average_conf()
         keep = (conf > min_conf) & ~keyframe.movers
-        points = sim3_act(keyframe.pose_c2w.double(), keyframe.points[keep].double())
         colors = keyframe.image[keep.cpu().numpy()]
-        return (points.float().cpu().numpy(), colors, conf[keep].float().cpu().numpy())
+        return keyframe.points[keep], colors, conf[keep].float().cpu().numpy()
+
+    def keyframe_cloud(self, keyframe: Keyframe, min_conf: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`keyframe_points` in world coordinates (M, 3) float32, with their colours and
+        confidences."""
+        local, colors, conf = self.keyframe_points(keyframe, min_conf)
+        points = sim3_act(keyframe.pose_c2w.double(), local.double())
+        return points.float().cpu().numpy(), colors, conf
 
     def cloud(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The fused map: every keyframe's `keyframe_cloud` at `cloud_conf`, concatenated."""

@@ -36,7 +36,8 @@ STEP_TOL = 1e-8
 @dataclass
 class GraphEdge:
     """Keyframe a's pixels `pix_a` (M,) matched to keyframe b's pixels `pix_b` (M,), flat
-    indices into the keyframes' pointmaps, with weights sqrt(Q) (M,)."""
+    indices into the keyframes' pointmaps, with weights sqrt(Q) (M,). The stream stores int32
+    indices and float32 weights (every edge is kept for the loop edges' old endpoints)."""
 
     a: int
     b: int

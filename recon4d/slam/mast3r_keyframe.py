@@ -19,9 +19,10 @@ class Keyframe:
 
     `points` is the canonical pointmap in the keyframe's camera, `conf_sum` the per-pixel sum C
     of the fused confidences and `count` the number N of fused predictions (average confidence
-    C / N); `desc` (H, W, D) and `desc_conf` (H, W) are its descriptors; `movers` (H, W) bool
-    marks pixels of moving objects (kept out of tracking and the map); `pose_c2w` (4, 4) is
-    the Sim(3) world <- keyframe (`recon4d.geometry.sim3`).
+    C / N); `movers` (H, W) bool marks pixels of moving objects (kept out of tracking and the
+    map); `pose_c2w` (4, 4) is the Sim(3) world <- keyframe (`recon4d.geometry.sim3`). Its
+    descriptors are not kept: edges and tracking match fresh decoder outputs, and retrieval keeps
+    one global descriptor (which keeps a keyframe at 20 bytes a pixel instead of 120).
     """
 
     index: int
@@ -29,21 +30,18 @@ class Keyframe:
     points: Tensor
     conf_sum: Tensor
     count: int
-    desc: Tensor
-    desc_conf: Tensor
     movers: Tensor
     pose_c2w: Tensor
 
     @classmethod
     def from_prediction(cls, index: int, image: np.ndarray, pred: dict[str, Tensor],
                         pose_c2w: Tensor, movers: Tensor | None = None) -> Keyframe:
-        """A keyframe from a frame's own prediction dict (`pts3d`, `conf`, `desc`,
-        `desc_conf`, all in its camera), e.g. the frame side of a `SlamPairSource.decode`."""
+        """A keyframe from a frame's own prediction dict (`pts3d`, `conf`, in its camera), e.g.
+        the frame side of a `SlamPairSource.decode`."""
         points = pred["pts3d"]
         if movers is None:
             movers = torch.zeros(points.shape[:2], dtype=torch.bool, device=points.device)
-        return cls(index, image, points.clone(), pred["conf"].clone(), 1, pred["desc"],
-                   pred["desc_conf"], movers, pose_c2w)
+        return cls(index, image, points.clone(), pred["conf"].clone(), 1, movers, pose_c2w)
 
     def fuse(self, points: Tensor, conf: Tensor) -> None:
         """Fuse one more prediction (H, W, 3) of this keyframe in its camera with confidences
