@@ -18,8 +18,9 @@ error after Sim(3) alignment to the truth, in % of the camera path.
   no masks.
 - `cost`: a long low-resolution orbit; resident memory, the bytes the stream's map holds
   (keyframe tensors, back-end edges, per-frame relative poses), CPU seconds per frame (mean over
-  the 20 frames before each checkpoint) and the wall-clock split per stage (network, tracking
-  including matching, back end including edge matching) at frames 100, 1000, 2000...
+  the 100 frames before each checkpoint), the wall-clock split per stage (network, tracking
+  including matching, back end including edge matching) and the largest back-end solve so far
+  (free keyframes / edges, `PoseGraph.solve_set`) at frames 100, 500, 1000, 2000...
 
     python benchmarks/bench_mast3r_slam.py accuracy [--seeds 0 1 2] [--frames 24]
     python benchmarks/bench_mast3r_slam.py loop [--frames 200] [--fps 10] [--depth-stretch 0 0.05]
@@ -37,8 +38,8 @@ import torch
 from bench_slam3r import _judge, _offline
 from process_memory import rss_bytes
 
-CHECKPOINTS = (100, 1000, 2000)
-COST_WINDOW = 20  # frames averaged before each checkpoint
+CHECKPOINTS = (100, 500, 1000, 2000)
+COST_WINDOW = 100  # frames averaged before each checkpoint (about 7 keyframes on the orbit)
 
 
 def _stream(scene, options=None, movers=None, views=None, depth_stretch=0.0):
@@ -145,15 +146,17 @@ def cost(args: argparse.Namespace) -> None:
     source = Mast3rSlamOracle(scene)
     views = source.views()
     slam = Mast3rSlam(source)
-    cpu, stages = [], []
+    cpu, stages, solves = [], [], [(0, 0)]
     print("| frame | RSS MiB | map MiB | CPU ms / frame | network ms | tracking ms | back end ms | "
-          "keyframes | edges |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "keyframes | edges | largest solve |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for index, view in enumerate(views, start=1):
         start = time.process_time()
         frame = slam.push(view)
         cpu.append(time.process_time() - start)
         stages.append(frame.seconds)
+        if index == 1:
+            _count_solves(slam.graph, solves)
         if index in CHECKPOINTS or index == len(views):
             recent = stages[-COST_WINDOW:]
             split = [1000 * sum(s.get(k, 0.0) for s in recent) / len(recent)
@@ -161,7 +164,20 @@ def cost(args: argparse.Namespace) -> None:
             print(f"| {index} | {rss_bytes() / 2**20:.0f} | {_map_bytes(slam) / 2**20:.1f} | "
                   f"{1000 * np.mean(cpu[-COST_WINDOW:]):.1f} | "
                   + " | ".join(f"{v:.1f}" for v in split)
-                  + f" | {len(slam.keyframes)} | {len(slam.graph.edges)} |", flush=True)
+                  + f" | {len(slam.keyframes)} | {len(slam.graph.edges)} | "
+                  f"{max(f for f, _ in solves)} / {max(e for _, e in solves)} |", flush=True)
+
+
+def _count_solves(graph, solves: list) -> None:
+    """Record (free keyframes, edges) of every later `graph.optimise` in `solves`."""
+    optimise = graph.optimise
+
+    def counted(points):
+        free, edges = graph.solve_set()
+        solves.append((len(free), len(edges)))
+        return optimise(points)
+
+    graph.optimise = counted
 
 
 def _map_bytes(slam) -> int:

@@ -141,6 +141,24 @@ def test_the_window_moves_only_the_newest_keyframes_and_loop_endpoints():
     assert graph.free_keyframes() == [2, 7, 8, 9]
 
 
+def test_a_solve_is_capped_to_recent_loop_endpoints_and_anchor_edges():
+    graph = PoseGraph(window=3, loop_gap=4, loop_keyframes=2, anchor_edges=1)
+    for pose in circle_poses(12):
+        graph.add_keyframe(pose)
+    for k in range(1, 12):
+        graph.add_edge(full_edge(k, k - 1, 5))
+    for a, b in ((9, 1), (10, 2), (11, 3), (11, 4), (11, 0)):  # loop edges, oldest first
+        graph.add_edge(full_edge(a, b, 5))
+    free, edges = graph.solve_set()
+    # the window 9..11 and the old ends of the two newest loop edges other than keyframe 0's
+    assert free == [3, 4, 9, 10, 11]
+    among = {(4, 3), (10, 9), (11, 10), (11, 3), (11, 4)}
+    # per free keyframe its newest edge to a held keyframe: 3 -> 2, 4 <- 5, 9 -> 1 (not the
+    # older 9 -> 8), 10 -> 2, 11 -> 0
+    anchors = {(3, 2), (5, 4), (9, 1), (10, 2), (11, 0)}
+    assert {(e.a, e.b) for e in edges} == among | anchors and len(edges) == 10
+
+
 def stretched_views(truth: list[torch.Tensor], cloud: torch.Tensor, size: float
                     ) -> list[torch.Tensor]:
     """Each keyframe's pointmap stretched in depth by 1 + size: a systematic error, like a

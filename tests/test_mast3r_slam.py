@@ -154,3 +154,40 @@ def test_lost_and_keyframe_options_reach_tracking(orbit):
     assert [strict.push(view).lost for view in views[:2]] == [False, True]
     with pytest.raises(OptionError, match="--keyframe-overlap must be at most 1"):
         Mast3rSlamOptions(keyframe_overlap=1.5)
+
+
+def test_back_end_solves_stay_within_their_caps_on_a_looping_stream():
+    # 100 frames at 8 degrees a frame: over two turns, each revisit adding loop edges
+    scene = generate_scene(frames=100, width=48, height=32, movers=0, seed=0, fps=2.5)
+    options = Mast3rSlamOptions(window=3, loop_gap=3, loop_keyframes=1, anchor_edges=2)
+    source = Mast3rSlamOracle(scene)
+    views = source.views()
+    slam = Mast3rSlam(source, options)
+    slam.push(views[0])
+    graph, solves = slam.graph, []
+    optimise = graph.optimise
+
+    def counted(points):
+        free, edges = graph.solve_set()
+        newest = set(range(max(1, len(graph) - options.window), len(graph)))
+        loop_ends = {k for e in graph.edges if abs(e.a - e.b) >= options.loop_gap
+                     for k in (e.a, e.b) if {e.a, e.b} & newest} - newest - {0}
+        solves.append((free, edges, loop_ends))
+        return optimise(points)
+
+    graph.optimise = counted
+    frames = [slam.push(view) for view in views[1:]]
+    assert not any(f.lost for f in frames) and len(solves) == len(slam.keyframes) - 1
+    for free, edges, _ in solves:
+        assert len(free) <= options.window + options.loop_keyframes
+        assert all(e.a in free or e.b in free for e in edges)
+        for k in free:  # edges to held keyframes: at most anchor_edges per free keyframe
+            assert sum(k in (e.a, e.b) and not {e.a, e.b} <= set(free)
+                       for e in edges) <= options.anchor_edges
+        # an edge among free keyframes is one of the at most 2 (1 + retrieval_k) that its newer
+        # end brought (to the previous and retrieved keyframes, both ways)
+        assert len(edges) <= len(free) * (2 * (1 + options.retrieval_k) + options.anchor_edges)
+    # the caps bound real solves: windows with more loop endpoints than may join them
+    assert max(len(ends) for *_, ends in solves) > options.loop_keyframes
+    assert max(len(free) for free, *_ in solves) == options.window + options.loop_keyframes
+    assert ate(slam.frame_poses(), scene.poses_c2w) < 0.02 * path_length(scene.poses_c2w)

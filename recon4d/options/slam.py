@@ -95,9 +95,14 @@ class Mast3rSlamOptions:
     retrieval_min_score: float = option(0.5, "cosine similarity of pooled descriptors below "
                                         "which a retrieved keyframe is ignored")
     loop_gap: int = option(5, "retrieved keyframes at least this many keyframes older make "
-                           "loop edges (their endpoints join the window)")
-    window: int = option(10, "keyframes the back end moves (the newest ones; older fixed), so "
+                           "loop edges (their old endpoints join the solve, see "
+                           "--loop-keyframes)")
+    window: int = option(10, "newest keyframes the back end moves (older ones are held), so "
                          "the cost per keyframe does not grow with the map")
+    loop_keyframes: int = option(5, "most older keyframes a solve also moves: the old endpoints "
+                                 "of the window's most recent loop edges")
+    anchor_edges: int = option(4, "most edges from each moving keyframe to held ones (its most "
+                               "recent) that tie a solve to the held map")
     backend_iters: int = option(10, "most Gauss-Newton iterations of the back end")
     movers: str = option("none", "per-frame motion masks kept out of tracking and the map",
                          choices=MOVER_MASKS)
@@ -109,7 +114,8 @@ class Mast3rSlamOptions:
     def __post_init__(self) -> None:
         check_choices(self)
         require_at_least(self, 1, "subsample", "retrieval_k", "backend_iters")
-        require_at_least(self, 0, "loop_gap")
+        require_at_least(self, 0, "loop_gap", "loop_keyframes")
+        require_at_least(self, 1, "anchor_edges")
         require_at_least(self, 2, "window")
         require_positive(self, "min_valid", "keyframe_overlap", "edge_min_valid",
                          "reloc_min_valid", "cloud_conf")

@@ -143,7 +143,8 @@ class Mast3rSlam:
             pred, pred_again = self.source.decode(code, code)
         movers = self._mask(view, pred, None, None)
         self.graph = PoseGraph(self.options.window, self.options.backend_iters,
-                               self.options.loop_gap, self._calibration(pred))
+                               self.options.loop_gap, self._calibration(pred),
+                               self.options.loop_keyframes, self.options.anchor_edges)
         keyframe = self._keyframe(index, view, pred, torch.eye(4, dtype=torch.float64), movers)
         self._pose = keyframe.pose_c2w
         keyframe.fuse(pred_again["pts3d"], pred_again["conf"])

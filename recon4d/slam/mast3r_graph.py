@@ -4,9 +4,12 @@ Gauss-Newton (algorithms-spec §6 "Back end", §8.4.4).
 An edge (a, b) holds pixel matches between keyframes a and b with weights sqrt(Q); its residuals
 are tracking's (`recon4d.slam.mast3r_tracking`): keyframe b's canonical points against keyframe
 a's moved into b's camera by T_b^-1 T_a. Edges are added both ways. The first keyframe is
-fixed; the newest `window` keyframes and the old endpoints of their loop edges move, older ones
-are held, so a solve costs the same at keyframe 10 and keyframe 10 000. Huber IRLS, no damping,
-a failed Cholesky gives a zero step.
+fixed. A solve moves the newest `window` keyframes and the old endpoints of the most recent
+`loop_keyframes` loop edges of that window; it uses the edges among them and, per free keyframe,
+its `anchor_edges` most recent edges to held keyframes, which tie the solve to the held map. The
+number of poses and edges in a solve is therefore capped however often a path revisits a place,
+and a solve costs the same at keyframe 10 and keyframe 10 000 (the reference solves every
+keyframe, §6). Huber IRLS, no damping, a failed Cholesky gives a zero step.
 """
 
 from __future__ import annotations
@@ -79,8 +82,10 @@ class PoseGraph:
     """Keyframe Sim(3) camera-to-world poses (float64) and the edges between them."""
 
     def __init__(self, window: int = 10, iters: int = 10, loop_gap: int = 5,
-                 calib: Calibration | None = None) -> None:
+                 calib: Calibration | None = None, loop_keyframes: int = 5,
+                 anchor_edges: int = 4) -> None:
         self.window, self.iters, self.loop_gap, self.calib = window, iters, loop_gap, calib
+        self.loop_keyframes, self.anchor_edges = loop_keyframes, anchor_edges
         self.poses: list[Tensor] = []
         self.edges: list[GraphEdge] = []
         self._by_keyframe: dict[int, list[int]] = defaultdict(list)
@@ -102,25 +107,42 @@ class PoseGraph:
 
     def free_keyframes(self) -> list[int]:
         """The keyframes a solve moves: the newest `window` ones and the older endpoints of their
-        loop edges (at least `loop_gap` keyframes apart), never keyframe 0."""
+        `loop_keyframes` most recent loop edges (at least `loop_gap` keyframes apart), never
+        keyframe 0."""
         newest = range(max(1, len(self.poses) - self.window), len(self.poses))
-        free = set(newest)
-        for k in newest:
-            for e in self._by_keyframe[k]:
-                a, b = self.edges[e].a, self.edges[e].b
-                if abs(a - b) >= self.loop_gap:
-                    free |= {a, b}
-        free.discard(0)
-        return sorted(free)
+        loops = sorted({e for k in newest for e in self._by_keyframe[k]
+                        if abs(self.edges[e].a - self.edges[e].b) >= self.loop_gap}, reverse=True)
+        free, old = set(newest), []
+        for e in loops:
+            if len(old) == self.loop_keyframes:
+                break
+            old += [k for k in (self.edges[e].a, self.edges[e].b)
+                    if k and k not in free and k not in old]
+        return sorted(free.union(old))
+
+    def solve_set(self) -> tuple[list[int], list[GraphEdge]]:
+        """The free keyframes of the next solve and its edges: every edge among them and, per free
+        keyframe, its `anchor_edges` most recent edges to held keyframes."""
+        free = self.free_keyframes()
+        moving, chosen = set(free), set()
+        for k in free:
+            anchors = 0
+            for e in reversed(self._by_keyframe[k]):
+                other = self.edges[e].b if self.edges[e].a == k else self.edges[e].a
+                if other in moving:
+                    chosen.add(e)
+                elif anchors < self.anchor_edges:
+                    chosen.add(e)
+                    anchors += 1
+        return free, [self.edges[e] for e in sorted(chosen)]
 
     def optimise(self, points: Callable[[int], Tensor]) -> list[int]:
         """Gauss-Newton over the free keyframes' poses; `points(k)` gives keyframe k's canonical
         pointmap (H*W, 3). Returns the ids of the keyframes that moved."""
-        free = self.free_keyframes()
+        free, edges = self.solve_set()
         if not free:
             return []
         slot = {k: n for n, k in enumerate(free)}
-        edges = [self.edges[e] for e in sorted({e for k in free for e in self._by_keyframe[k]})]
         cache = self._points(points, {k for e in edges for k in (e.a, e.b)})
         size = DOF * len(free)
         for _ in range(self.iters):
