@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recon4d.options.fields import option, require, require_at_least
+from recon4d.options.fields import option, require, require_at_least, require_port
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class AppOptions:
                                  metavar="PIXELS")
 
     def __post_init__(self) -> None:
-        require_at_least(self, 0, "port")
-        require(self.port <= 65535, AppOptions, "port", "must be at most 65535", self.port)
+        require_port(self)
         require_at_least(self, 1, "concurrency", "max_image_side")
         require_at_least(self, 2, "max_frames")
         require(self.max_upload_mb > 0, AppOptions, "max_upload_mb", "must be positive",

@@ -161,6 +161,13 @@ def require_at_least(options: Any, low: int, *names: str) -> None:
                  f"must be an integer >= {low}", value)
 
 
+def require_port(options: Any, name: str = "port") -> None:
+    """The named field is a TCP port number, 0 (any free port) to 65535."""
+    require_at_least(options, 0, name)
+    value = getattr(options, name)
+    require(value <= 65535, type(options), name, "must be at most 65535", value)
+
+
 def require_positive(options: Any, *names: str) -> None:
     """Each named field is None or a positive finite number."""
     for name in names:

@@ -16,6 +16,7 @@ from recon4d.options.fields import (
     option,
     require,
     require_at_least,
+    require_port,
     require_positive,
 )
 
@@ -138,8 +139,7 @@ class LiveViewOptions:
                               "always sent)", metavar="HZ")
 
     def __post_init__(self) -> None:
-        require_at_least(self, 0, "port")
-        require(self.port <= 65535, LiveViewOptions, "port", "must be at most 65535", self.port)
+        require_port(self)
         require_positive(self, "view_rate")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recon4d.options.fields import option, require, require_at_least
+from recon4d.options.fields import option, require_at_least, require_port
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,5 @@ class ViewOptions:
                              "and each frame's moving cloud), evenly spaced", metavar="N")
 
     def __post_init__(self) -> None:
-        require_at_least(self, 0, "port")
-        require(self.port <= 65535, ViewOptions, "port", "must be at most 65535", self.port)
+        require_port(self)
         require_at_least(self, 1, "max_points")
