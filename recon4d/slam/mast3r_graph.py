@@ -114,7 +114,7 @@ class PoseGraph:
                         if abs(self.edges[e].a - self.edges[e].b) >= self.loop_gap}, reverse=True)
         free, old = set(newest), []
         for e in loops:
-            if len(old) == self.loop_keyframes:
+            if len(old) >= self.loop_keyframes:
                 break
             old += [k for k in (self.edges[e].a, self.edges[e].b)
                     if k and k not in free and k not in old]
