@@ -59,9 +59,8 @@ def dynamic_scene(tmp_path_factory):
 
 def run_mast3r(folder, out, rate: float) -> RecordingViewer:
     """An oracle MASt3R-SLAM session (true mover masks) into `out`, fed to a new viewer."""
-    options = SlamOptions(method="mast3r",
-                          mast3r=Mast3rSlamOptions(movers="oracle", map_video=False,
-                                                   keyframe_overlap=0.6),
+    options = SlamOptions(method="mast3r", map_video=False,
+                          mast3r=Mast3rSlamOptions(movers="oracle", keyframe_overlap=0.6),
                           live=LiveViewOptions(view_rate=rate))
     viewer = RecordingViewer()
     try:

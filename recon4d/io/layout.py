@@ -43,7 +43,7 @@ Output folder of `recon4d reconstruct` (`write_scene`; format name in brackets),
 | `slam_frames.csv` | per frame: mean L2W / I2P confidence, focal, failed | CSV | `slam` |
 | `keyframes_tum.txt` | keyframe camera-to-world poses | TUM | `slam --method mast3r` |
 | `keyframes/NNNNNN.png` | keyframe images, by frame index | RGB PNG | `slam --method mast3r` |
-| `map_video.mp4` | the map growing beside the input | H.264 MP4 (PyAV) | `slam --method mast3r` |
+| `map_video.mp4` | the map growing beside the input | H.264 MP4 (PyAV) | `slam` |
 
 4D outputs of `reconstruct` on a video (the dynamic path), beside the files above:
 
@@ -103,7 +103,7 @@ MOTION_OVERLAY_GIF = "motion_overlay.gif"
 SLAM_FRAMES_FILE = "slam_frames.csv"  # per frame: name, mean L2W / I2P confidence, focal, failed
 KEYFRAME_TRAJECTORY_FILE = "keyframes_tum.txt"  # `slam --method mast3r`: keyframe poses
 KEYFRAME_IMAGES_DIR = "keyframes"  # `slam --method mast3r`: keyframe images by frame index
-MAP_VIDEO_FILE = "map_video.mp4"  # `slam --method mast3r`: the map growing beside the input
+MAP_VIDEO_FILE = "map_video.mp4"  # `slam`: the map growing beside the input
 
 # --- 4D outputs of the dynamic path ---------------------------------------------------------
 STATIC_CLOUD_FILE = "static.ply"

@@ -109,8 +109,6 @@ class Mast3rSlamOptions:
                          choices=MOVER_MASKS)
     cloud_conf: float = option(1.5, "average confidence above which keyframe points enter the "
                                "fused cloud")
-    map_video: bool = option(True, "skip the MP4 of the map growing beside the input (written "
-                             "when PyAV is installed)")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -157,6 +155,8 @@ class SlamOptions:
     fps: float | None = option(None, "video: frames per second to sample", type=float)
     num_frames: int | None = option(None, "use at most this many frames (the first ones)",
                                     type=int)
+    map_video: bool = option(True, "skip the MP4 of the map growing beside the input (written "
+                             "when PyAV is installed)")
     slam3r: Slam3rOptions = dataclasses.field(default_factory=Slam3rOptions)
     mast3r: Mast3rSlamOptions = dataclasses.field(default_factory=Mast3rSlamOptions)
     live: LiveViewOptions = dataclasses.field(default_factory=LiveViewOptions)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ import torch
 from tqdm import tqdm
 
 from recon4d.errors import OptionError
+from recon4d.inference.model_images import img_to_uint8
 from recon4d.io.atomic import atomic_output_dir
-from recon4d.io.layout import SLAM_FRAMES_FILE, frame_name
+from recon4d.io.layout import MAP_VIDEO_FILE, SLAM_FRAMES_FILE, frame_name
 from recon4d.io.scene_json import check_output_folder, write_scene_json
 from recon4d.io.writers.points import Cloud
 from recon4d.options.slam import SlamOptions
@@ -24,6 +26,7 @@ from recon4d.pipeline.slam_files import (
     centred_intrinsics,
     frame_stamps,
     frames_from_input,
+    map_video_writer,
     write_cameras_and_cloud,
     write_table,
 )
@@ -94,17 +97,33 @@ def _slam3r(out_dir: str | os.PathLike, input: str | None, oracle: str | None, o
         shape = (opts.model_size, opts.model_size)  # SLAM3R's loader crops a centred square
         described = {"input": given.input, "i2p": opts.i2p, "l2w": opts.l2w, "device": device}
     feed = None if viewer is None else Slam3rMapFeed(viewer, opts.live.view_rate)
-    with tqdm(total=len(names), desc="slam3r", unit="frame", disable=not progress) as bar:
-        def on_frame(frame: Slam3rFrame) -> None:
-            bar.update()
-            if feed is not None:
-                feed.frame(frame)
-
-        result = run_slam3r(backend, frames, opts.slam3r, on_frame=on_frame)
-    if feed is not None:
-        feed.flush()
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir) as staging:
+        video = map_video_writer(staging / MAP_VIDEO_FILE, shape, stamps, opts)
+        images: dict[int, np.ndarray] = {}  # frames pushed but not yet registered
+
+        def pushed() -> Iterator[dict]:
+            for index, frame in enumerate(frames):
+                if video is not None:
+                    images[index] = img_to_uint8(frame["img"][0])
+                yield frame
+
+        with tqdm(total=len(names), desc="slam3r", unit="frame", disable=not progress) as bar:
+            def on_frame(frame: Slam3rFrame) -> None:
+                bar.update()
+                if video is not None:
+                    video.add(images.pop(frame.index), frame.points, frame.colors,
+                              frame.camera.pose_c2w)
+                if feed is not None:
+                    feed.frame(frame)
+
+            try:
+                result = run_slam3r(backend, pushed(), opts.slam3r, on_frame=on_frame)
+            finally:
+                if video is not None:
+                    video.close()
+        if feed is not None:
+            feed.flush()
         _write(staging, result, names, stamps, shape)
         write_scene_json(staging, "slam", dataclasses.asdict(opts),
                          {"inputs": described, "slam": {

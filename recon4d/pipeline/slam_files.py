@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ from recon4d.io.writers.ply import write_ply
 from recon4d.io.writers.points import Cloud
 from recon4d.options.slam import SlamOptions
 from recon4d.scene import Scene
+from recon4d.viz.map_video import MapVideo
+from recon4d.viz.overlay import has_pyav
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,3 +113,16 @@ def frustum_depth(poses: np.ndarray, points: np.ndarray) -> float:
         return 1.0
     centre = poses[:, :3, 3].mean(axis=0)
     return 0.1 * float(np.median(np.linalg.norm(points - centre, axis=1)))
+
+
+def map_video_writer(path: Path, shape: tuple[int, int], stamps: np.ndarray | None,
+                     opts: SlamOptions) -> MapVideo | None:
+    """The map video's writer for frames of `shape` (H, W) at the stream's frame rate (10 fps
+    without time stamps), or None when switched off or PyAV is missing (logged)."""
+    if not opts.map_video:
+        return None
+    if not has_pyav():
+        logger.warning("map video skipped: MP4 videos need PyAV")
+        return None
+    fps = 10.0 if stamps is None or len(stamps) < 2 else 1 / float(np.median(np.diff(stamps)))
+    return MapVideo(path, (shape[1], shape[0]), fps)

@@ -10,7 +10,6 @@ with what was reconstructed before the failure; scene.json records the error, th
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +43,7 @@ from recon4d.pipeline.slam_files import (
     centred_intrinsics,
     frame_stamps,
     frames_from_input,
+    map_video_writer,
     write_cameras_and_cloud,
     write_table,
 )
@@ -55,9 +55,6 @@ from recon4d.synthetic import load_scene
 from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
 from recon4d.viz.live_viewer import LiveMapViewer
 from recon4d.viz.map_video import MapVideo
-from recon4d.viz.overlay import has_pyav
-
-logger = logging.getLogger(__name__)
 
 FPS_SMOOTHING = 0.8  # weight of the previous frame rate in the progress bar's running FPS
 
@@ -143,7 +140,8 @@ def _run(slam: Mast3rSlam, stream: _Stream, out: Path, opts: SlamOptions, progre
                 frame = slam.push(view)
                 image = img_to_uint8(view["img"][0])
                 if video is None and frame.index == 0:
-                    video = _map_video(out / MAP_VIDEO_FILE, image.shape[:2], stream, opts)
+                    video = map_video_writer(out / MAP_VIDEO_FILE, image.shape[:2],
+                                             stream.stamps, opts)
                 _write_frame(out, slam, frame, image, video)
                 if feed is not None:
                     feed.frame(slam)
@@ -183,20 +181,6 @@ def _write_frame(out: Path, slam: Mast3rSlam, frame: FramePose, image: np.ndarra
             keyframe = slam.keyframes[frame.keyframe]
             points, colors, _ = slam.keyframe_cloud(keyframe, slam.options.cloud_conf)
         video.add(image, points, colors, frame.pose_c2w)
-
-
-def _map_video(path: Path, shape: tuple[int, int], stream: _Stream,
-               opts: SlamOptions) -> MapVideo | None:
-    """The map video's writer for frames of `shape` (H, W), or None when switched off or PyAV
-    is missing (logged)."""
-    if not opts.mast3r.map_video:
-        return None
-    if not has_pyav():
-        logger.warning("map video skipped: MP4 videos need PyAV")
-        return None
-    stamps = stream.stamps
-    fps = 10.0 if stamps is None or len(stamps) < 2 else 1 / float(np.median(np.diff(stamps)))
-    return MapVideo(path, (shape[1], shape[0]), fps)
 
 
 def _write(out: Path, slam: Mast3rSlam, stream: _Stream) -> int:
