@@ -27,34 +27,10 @@ POINTS = 8
 
 
 def problem(n: int, graph: str):
-    """(moments, edges, rot, trans, fixed) of a synthetic pose graph over n cameras."""
-    import torch
+    """(moments, edges, rot, trans, fixed) of a seeded pose graph over n cameras."""
+    from recon4d.synthetic.pose_graph_problem import pose_graph_problem
 
-    from recon4d.align.pose_graph import TermMoments
-    from recon4d.geometry.rotations import so3_exp
-    from recon4d.inference import make_pairs
-
-    gen = torch.Generator().manual_seed(0)
-    f64 = torch.float64
-    edges = torch.as_tensor(make_pairs(n, graph))
-    rot = so3_exp(0.3 * torch.randn(n, 3, generator=gen, dtype=f64))
-    trans = torch.cumsum(0.5 * torch.randn(n, 3, generator=gen, dtype=f64), 0)
-    e = len(edges)
-    s_rot = so3_exp(torch.randn(e, 3, generator=gen, dtype=f64))
-    s_trans = torch.randn(e, 3, generator=gen, dtype=f64)
-    q = torch.randn(e, 2, POINTS, 3, generator=gen, dtype=f64) + torch.tensor([0, 0, 3.0])
-    world = q @ rot[edges].transpose(-1, -2) + trans[edges][:, :, None]
-    p = (world - s_trans[:, None, None]) @ s_rot[:, None]
-    p = p + 0.02 * torch.randn(p.shape, generator=gen, dtype=f64)
-    z = torch.cat((q, p), -1)
-    mean = z.mean(-2)
-    centred = z - mean[..., None, :]
-    moments = TermMoments(torch.full((e, 2), float(POINTS), dtype=f64), mean,
-                          centred.transpose(-1, -2) @ centred)
-    start = so3_exp(0.05 * torch.randn(n, 3, generator=gen, dtype=f64)) @ rot
-    fixed = torch.zeros(n, dtype=torch.bool)
-    fixed[0] = True
-    return moments, edges, start, trans + 0.05 * torch.randn(n, 3, generator=gen, dtype=f64), fixed
+    return pose_graph_problem(n, graph, points=POINTS).solver_args()
 
 
 def system_mb(n: int, graph: str, solver: str) -> float:

@@ -11,7 +11,6 @@ import torch
 from recon4d.align import pose_graph
 from recon4d.align.block_system import BlockSystem, band_order, bandwidth
 from recon4d.align.pose_graph import (
-    TermMoments,
     edge_similarities,
     reduced_system,
     solve_camera_similarities,
@@ -21,7 +20,7 @@ from recon4d.align.pose_graph import (
 from recon4d.align.pose_terms import pair_quadratic
 from recon4d.align.smooth_term import smooth_quadratic
 from recon4d.geometry.rotations import so3_exp
-from recon4d.inference import make_pairs
+from recon4d.synthetic.pose_graph_problem import pose_graph_problem
 
 F64 = torch.float64
 S = 7
@@ -154,42 +153,13 @@ def test_pair_quadratic_hessian_is_the_relative_pose_model():
     torch.testing.assert_close(model.hess.dense(), want, rtol=1e-12, atol=1e-12)
 
 
-def synthetic_problem(n: int, graph: str, seed: int = 0, points: int = 12):
-    """Moments of exact pairs (pair points in each edge's own similarity frame, noisy) of true
-    cameras, and perturbed starting poses."""
-    gen = torch.Generator().manual_seed(seed)
-    edges = torch.as_tensor(make_pairs(n, graph))
-    rot = so3_exp(0.3 * torch.randn(n, 3, generator=gen, dtype=F64))
-    trans = torch.cumsum(0.5 * torch.randn(n, 3, generator=gen, dtype=F64), 0)
-    e = len(edges)
-    s_rot = so3_exp(torch.randn(e, 3, generator=gen, dtype=F64))
-    s_trans = torch.randn(e, 3, generator=gen, dtype=F64)
-    s_scale = 0.5 + torch.rand(e, generator=gen, dtype=F64)
-    q = torch.randn(e, 2, points, 3, generator=gen, dtype=F64) + torch.tensor([0, 0, 3.0])
-    world = q @ rot[edges].transpose(-1, -2) + trans[edges][:, :, None]
-    p = ((world - s_trans[:, None, None]) @ s_rot[:, None]) / s_scale[:, None, None, None]
-    p = p + 0.02 * torch.randn(p.shape, generator=gen, dtype=F64)
-    w = 0.5 + torch.rand(e, 2, points, generator=gen, dtype=F64)
-    z = torch.cat((q, p), -1)
-    total = w.sum(-1)
-    mean = (w[..., None] * z).sum(-2) / total[..., None]
-    centred = z - mean[..., None, :]
-    moments = TermMoments(total, mean, torch.einsum("ekm,ekmi,ekmj->ekij", w, centred, centred))
-    start_rot = so3_exp(0.05 * torch.randn(n, 3, generator=gen, dtype=F64)) @ rot
-    start_trans = trans + 0.05 * torch.randn(n, 3, generator=gen, dtype=F64)
-    start_rot[0], start_trans[0] = rot[0], trans[0]
-    fixed = torch.zeros(n, dtype=torch.bool)
-    fixed[0] = True
-    return moments, edges, start_rot, start_trans, fixed
-
-
 def assert_relative_close(got: torch.Tensor, want: torch.Tensor) -> None:
     assert float((got - want).norm() / want.norm()) < 1e-8
 
 
 @pytest.mark.parametrize("graph", ["swin-3-noncyclic", "swin-3"])
 def test_solve_poses_is_the_same_with_the_banded_solve(graph):
-    moments, edges, rot, trans, fixed = synthetic_problem(40, graph)
+    moments, edges, rot, trans, fixed = pose_graph_problem(40, graph).solver_args()
     smooth = smooth_quadratic(rot, trans, 1.0, 0.5, 1e-3)
     for extra in ((), (smooth,)):
         results = [solve_poses(moments, edges, rot, trans, fixed, scale_pull=0.1, extra=extra,
@@ -202,7 +172,7 @@ def test_solve_poses_is_the_same_with_the_banded_solve(graph):
 
 
 def test_camera_similarities_are_the_same_with_the_banded_solve():
-    moments, edges, rot, trans, fixed = synthetic_problem(40, "swin-3")
+    moments, edges, rot, trans, fixed = pose_graph_problem(40, "swin-3").solver_args()
     dense = solve_camera_similarities(moments, edges, rot, trans, fixed, scale_pull=0.1,
                                       solver="dense")
     band = solve_camera_similarities(moments, edges, rot, trans, fixed, scale_pull=0.1,
@@ -212,7 +182,7 @@ def test_camera_similarities_are_the_same_with_the_banded_solve():
 
 
 def test_reduced_system_does_not_depend_on_the_edge_batches(monkeypatch):
-    moments, edges, rot, trans, fixed = synthetic_problem(12, "swin-3")
+    moments, edges, rot, trans, fixed = pose_graph_problem(12, "swin-3").solver_args()
     sim = edge_similarities(moments, edges, rot, trans)
     v = virtual_residuals(moments)
     whole = reduced_system(v, edges, 12, rot, trans, sim, 0.1, camera_scale=True)
