@@ -6,8 +6,8 @@ Each (frames, graph, solver) runs in a fresh process: a synthetic problem (rando
 pairs of exact points with noise, 8 points per edge side: the pose step sees only their
 moments), then one step of `solve_camera_similarities` (the windowed refinement's step, 7
 unknowns per camera) with torch on one thread, after one small step (libraries loaded on
-first use). Peak = the process's peak RSS minus its RSS
-just before the step; the system size is that of the matrix the solver factors (dense: the
+first use). Peak = the peak RSS during the step (the high-water mark reset before it) minus
+the RSS just before it; the system size is that of the matrix the solver factors (dense: the
 whole matrix; band: its chunk blocks).
 
     python benchmarks/bench_pose_graph.py [--frames 100 200 400 800]
@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-from process_memory import in_fresh_process, peak_rss_bytes, rss_bytes
+from process_memory import in_fresh_process, measured
 
 SOLVERS = ("dense", "band")
 POINTS = 8
@@ -59,12 +58,11 @@ def run(n: int, graph: str, solver: str) -> dict:
     # a small step first: libraries loaded on first use do not count
     solve_camera_similarities(*problem(2 * MIN_CHUNK, graph), iters=1, solver=solver)
     moments, edges, rot, trans, fixed = problem(n, graph)
-    before = rss_bytes()
-    wall, cpu = time.perf_counter(), time.process_time()
-    solve_camera_similarities(moments, edges, rot, trans, fixed, iters=1, scale_pull=0.1,
-                              solver=solver)
-    return {"pairs": len(edges), "wall_s": time.perf_counter() - wall,
-            "cpu_s": time.process_time() - cpu, "peak_mb": (peak_rss_bytes() - before) / 1e6}
+    with measured() as stats:
+        solve_camera_similarities(moments, edges, rot, trans, fixed, iters=1, scale_pull=0.1,
+                                  solver=solver)
+    return {"pairs": len(edges), "wall_s": stats["wall_s"], "cpu_s": stats["cpu_s"],
+            "peak_mb": stats["peak_growth"] / 1e6}
 
 
 def main() -> None:
