@@ -13,11 +13,13 @@ schedule changes), wall seconds of the whole call, peak RSS growth during the ca
 after Sim(3) as % of the camera path, median focal error %, depth Abs Rel (median scaling).
 Targets (issue 14): sparse-fast ATE <= 1 %, focal <= 2 % on static scenes; with true masks
 ATE <= 1.5x the frozen twin's; sparse-fast at least 5x faster than sparse-reference (Adam
-300 + 300) at equal or better accuracy.
+300 + 300) at equal or better accuracy. `--matches mast3r` gives both sparse schedules
+MASt3R's own matches (integer pixels, 8-pixel seed grid) instead of recon4d's default
+(sub-pixel, at least 512 seeds per pair; docs/sparse.md).
 
     python benchmarks/bench_sparse_align.py [--frames 8 16] [--graphs complete swin-2]
         [--methods dense sparse-fast sparse-reference] [--scenes static dynamic]
-        [--width 64 --height 48] [--threads 2]
+        [--matches recon4d mast3r] [--width 64 --height 48] [--seed 0] [--threads 2]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ TARGETS = {"ate_pct": 1.0, "focal_pct": 2.0}
 DYNAMIC_RATIO = 1.5  # ATE with true masks <= this x the frozen twin's
 METHODS = ("dense", "sparse-fast", "sparse-reference")
 VARIANTS = {"static": ("static",), "dynamic": ("frozen", "unmasked", "true masks")}
+MATCHES = ("recon4d", "mast3r")
 
 
 def _warm_up(torch) -> None:
@@ -51,9 +54,21 @@ def _warm_up(torch) -> None:
         opt.step(closure)
 
 
-def child(method: str, preds_path: str, masks_path: str, out_path: str, threads: int) -> None:
-    """Run one alignment (motion masks from `masks_path`, "-" for none); store cameras, depths,
-    CPU seconds of matching and of the schedule, and `measured`'s time and peak memory."""
+def _matcher(matches: str):
+    """The sparse matcher: recon4d's default, or MASt3R's settings alone (`mast3r`)."""
+    from recon4d.options import MatchOptions
+    from recon4d.pipeline.reconstruct import sparse_matcher
+
+    if matches == "mast3r":
+        return sparse_matcher(MatchOptions(border=0, conf_mode="geometric"))
+    return sparse_matcher()
+
+
+def child(method: str, preds_path: str, masks_path: str, matches: str, out_path: str,
+          threads: int) -> None:
+    """Run one alignment (motion masks from `masks_path`, "-" for none; matches from
+    `_matcher`); store cameras, depths, CPU seconds of matching and of the schedule, and
+    `measured`'s time and peak memory."""
     import torch
 
     from recon4d.align import VideoTerms, global_align
@@ -62,7 +77,6 @@ def child(method: str, preds_path: str, masks_path: str, out_path: str, threads:
     from recon4d.align.sparse import SparseSettings, solve_sparse
     from recon4d.align.sparse.matches import EdgePredictions, collect_correspondences
     from recon4d.inference import PairPredictions
-    from recon4d.pipeline.reconstruct import sparse_matcher
 
     torch.set_num_threads(threads)
     _warm_up(torch)
@@ -78,7 +92,7 @@ def child(method: str, preds_path: str, masks_path: str, out_path: str, threads:
         else:
             static = None if moving is None else ~torch.from_numpy(moving)
             start = time.process_time()
-            corrs = collect_correspondences(EdgePredictions(preds), sparse_matcher(), static)
+            corrs = collect_correspondences(EdgePredictions(preds), _matcher(matches), static)
             match_cpu = time.process_time() - start
             data = as_pair_data(preds)
             priors = resolve_known(None, data.n_images, data.height, data.width)
@@ -133,7 +147,7 @@ def run_case(frames: int, graph: str, variant: str, args: argparse.Namespace,
     scene, edges, preds_path, masks = _inputs(variant, frames, graph, args, tmp)
     rows = []
     for method in args.methods:
-        res = run_child(__file__, [method, preds_path, masks], args.threads)
+        res = run_child(__file__, [method, preds_path, masks, args.matches], args.threads)
         match_cpu = float(res["match_cpu"])
         row = {"frames": frames, "graph": graph, "scene": variant, "edges": edges,
                "method": method, "match_cpu": match_cpu,
@@ -206,9 +220,10 @@ def main() -> None:
     parser.add_argument("--scenes", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--height", type=int, default=48)
+    parser.add_argument("--matches", default="recon4d", choices=MATCHES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", nargs=4, metavar=("METHOD", "PREDS", "MASKS", "OUT"),
+    parser.add_argument("--child", nargs=5, metavar=("METHOD", "PREDS", "MASKS", "MATCHES", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -222,7 +237,8 @@ def main() -> None:
                     for variant in VARIANTS[kind]:
                         rows += run_case(frames, graph, variant, args, Path(tmp))
     print(f"scenes {args.width}x{args.height} (dynamic: 2 movers), oracle default corruption "
-          f"+ 24-d descriptors, seed {args.seed}, {args.threads} threads")
+          f"+ 24-d descriptors, seed {args.seed}, {args.matches} matches, {args.threads} "
+          "threads")
     _print_table(rows)
     print("\n".join(_verdict(rows)))
 

@@ -17,7 +17,7 @@ from recon4d.align.sparse.canonical import canonical_views
 from recon4d.align.sparse.init import chain_init
 from recon4d.align.sparse.losses import rho
 from recon4d.align.sparse.matches import EdgePredictions, MatchCache, collect_correspondences
-from recon4d.align.sparse.problem import match_counts
+from recon4d.align.sparse.problem import match_counts, match_terms
 from recon4d.align.sparse.tree import affinity, kinematic_tree
 from recon4d.errors import InputError
 from recon4d.eval import pose_metrics
@@ -184,6 +184,35 @@ def test_matches_both_orders_deduplicated_once_and_cached_by_content(tmp_path):
     masks[0, 0, 0] = False  # other masks: other content, new searches
     collect_correspondences(edges, matcher, masks=masks, cache=cache)
     assert matcher.calls == 18
+
+
+def test_subpixel_matches_keep_their_offsets_through_deduplication():
+    """A matcher giving float positions: each end is stored as its nearest pixel plus the rest,
+    a duplicate keeps the offsets of its most confident copy, and the losses see the exact
+    positions while anchors and depth ratios come from the pixels."""
+    scene = generate_scene(2, WIDTH, HEIGHT, movers=0, seed=2)
+    edges = EdgePredictions(predictions(scene))
+
+    def matcher(pred1, pred2, mask1, mask2):
+        xy1 = torch.tensor([[1, 2], [9, 9], [1, 2]])
+        xy2 = torch.tensor([[5.25, 6.0], [16.5, 8.75], [4.75, 6.25]], dtype=torch.float64)
+        return xy1, xy2, torch.tensor([2.0, 3.0, 4.0])
+
+    corrs = collect_correspondences(edges, matcher)
+    c = corrs[0]
+    # both decoder orders: (0, 1) keeps image 0 on integers, (1, 0) image 1; 16.5 rounds to even
+    got = {(tuple(a), tuple(b)): (tuple(sa), tuple(sb)) for a, b, sa, sb in zip(
+        c.xy_i.tolist(), c.xy_j.tolist(), c.shift_i.tolist(), c.shift_j.tolist(), strict=True)}
+    assert got == {((1, 2), (5, 6)): ((0.0, 0.0), (-0.25, 0.25)),
+                   ((9, 9), (16, 9)): ((0.0, 0.0), (0.5, -0.25)),
+                   ((5, 6), (1, 2)): ((-0.25, 0.25), (0.0, 0.0)),
+                   ((16, 9), (9, 9)): ((0.5, -0.25), (0.0, 0.0))}
+    grid = AnchorGrid(HEIGHT, WIDTH)
+    offsets = torch.rand(2, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(0)) + 0.5
+    terms = match_terms(corrs, grid, offsets)
+    assert torch.equal(terms.pix_a, c.exact_i()) and torch.equal(terms.pix_b, c.exact_j())
+    assert torch.equal(terms.anc_b, grid.anchor_of(c.xy_j))
+    assert torch.equal(terms.off_b, offsets[1, c.xy_j[:, 1], c.xy_j[:, 0]].double())
 
 
 def test_chain_init_recovers_the_cameras_of_exact_predictions():

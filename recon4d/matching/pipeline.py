@@ -37,6 +37,7 @@ from recon4d.matching.masks import (
     read_mask,
 )
 from recon4d.matching.reciprocal import reciprocal_nn
+from recon4d.matching.subpixel import refine_matches
 from recon4d.matching.two_view import TwoView, two_view_geometry
 from recon4d.options import MatchOptions
 
@@ -108,7 +109,8 @@ def match_descriptors(pred1: dict, pred2: dict, mask1: torch.Tensor | None,
                       device: str | torch.device | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reciprocal matches of one pair's predictions (unbatched pred1/pred2 dicts), filtered:
-    (xy1, xy2, conf, sim) on the CPU; the search runs on `device` (default: the maps')."""
+    (xy1, xy2, conf, sim) on the CPU; the search runs on `device` (default: the maps').
+    xy2 is float64 (sub-pixel) with `options.subpixel`, else integer like xy1."""
     if "desc" not in pred1 or "desc" not in pred2:
         raise Recon4dError("the model gives no descriptors: matching needs a MASt3R checkpoint")
     desc1, desc2 = pred1["desc"], pred2["desc"]
@@ -137,7 +139,10 @@ def match_descriptors(pred1: dict, pred2: dict, mask1: torch.Tensor | None,
     if options.max_3d_error is not None:
         error = relative_3d_error(pred1["pts3d"], pred2["pts3d_in_other_view"], xy1, xy2)
         keep &= error.cpu() <= options.max_3d_error
-    return xy1[keep], xy2[keep], conf[keep], sim[keep]
+    xy1, xy2 = xy1[keep], xy2[keep]
+    if options.subpixel:
+        xy2 = refine_matches(desc1, desc2, xy1, xy2)
+    return xy1, xy2, conf[keep], sim[keep]
 
 
 def symmetric_descriptors(pred: dict, other: dict) -> dict:

@@ -70,6 +70,9 @@ class MatchOptions:
     max_iter: int = option(DEFAULT_MAX_ITER, "reciprocal search rounds", flag=())
     conf_mode: str = option("min", "a match's confidence: min or geometric mean of its two "
                             "descriptor confidences", choices=CONF_MODES, flag=())
+    subpixel: bool = option(False, "refine each match's end in image 2 to sub-pixel precision "
+                            "(parabola through the descriptor similarity); returns float pixels",
+                            flag=())
 
     def __post_init__(self) -> None:
         check_choices(self)

@@ -181,10 +181,17 @@ def _align(prepared: inputs.PreparedInputs, motion: Motion, windowed: Windowed,
     return scene
 
 
+# seeds per pair of the sparse matcher's grid, at least (the 8-pixel grid gives 3,072 on a
+# 512x384 input; smaller inputs get a finer grid instead of fewer matches)
+SPARSE_MIN_SEEDS = 512
+
+
 def sparse_matcher(options: MatchOptions | None = None) -> Matcher:
     """The matcher of the sparse alignment: `recon4d.matching.match_descriptors` with
-    MASt3R's sparse-GA settings (confidence = geometric mean, no border filter) by default."""
-    options = options or MatchOptions(border=0, conf_mode="geometric")
+    MASt3R's sparse-GA settings (confidence = geometric mean, no border filter) by default,
+    plus sub-pixel matches and at least SPARSE_MIN_SEEDS seeds per pair (docs/sparse.md)."""
+    options = options or MatchOptions(border=0, conf_mode="geometric", subpixel=True,
+                                      min_seeds=SPARSE_MIN_SEEDS)
     return functools.partial(match_descriptors, options=options)
 
 

@@ -4,7 +4,8 @@ The search itself is `recon4d.matching` (a layer the alignment may not import): 
 a `Matcher`, e.g. `functools.partial(recon4d.matching.match_descriptors, options=...)`. Each
 unordered pair is searched in both decoder orders present, the results concatenated and
 deduplicated (MASt3R's sparse GA). Optional masks (True = may match) restrict the search, so
-movers outside them do not pull the cameras.
+movers outside them do not pull the cameras. A matcher may return sub-pixel (float) positions:
+each end is kept as its pixel (for anchors and depth ratios) plus the offset from it.
 """
 
 from __future__ import annotations
@@ -25,23 +26,35 @@ from recon4d.errors import InputError
 from recon4d.inference.predictions import PairPredictions
 from recon4d.io.atomic import atomic_write_bytes
 
-# (pred1, pred2, mask1, mask2) -> (xy1 (M, 2) int64 (x, y), xy2, conf (M,), ...)
+# (pred1, pred2, mask1, mask2) -> (xy1 (M, 2) (x, y), xy2, conf (M,), ...); integer pixels, or
+# float ones for sub-pixel matches
 Matcher = Callable[[dict, dict, Tensor | None, Tensor | None], Sequence[Tensor]]
 DESCRIPTOR_KEYS = ("desc", "desc_conf")
 
 
 @dataclass
 class Correspondences:
-    """Matches of unordered image pair (i, j), i < j: pixels (x, y) in each and confidence."""
+    """Matches of unordered image pair (i, j), i < j: pixels (x, y) in each, confidence and,
+    for sub-pixel matches, each end's offset from its pixel."""
 
     i: int
     j: int
     xy_i: Tensor  # (M, 2) int64
     xy_j: Tensor  # (M, 2) int64
     conf: Tensor  # (M,) float32
+    shift_i: Tensor | None = None  # (M, 2) float64 in [-0.5, 0.5]; None: on the pixel
+    shift_j: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.xy_i.shape[0])
+
+    def exact_i(self) -> Tensor:
+        """(M, 2) float64 positions of the matches in image i (pixel + sub-pixel offset)."""
+        return self.xy_i.double() if self.shift_i is None else self.xy_i.double() + self.shift_i
+
+    def exact_j(self) -> Tensor:
+        """(M, 2) float64 positions of the matches in image j."""
+        return self.xy_j.double() if self.shift_j is None else self.xy_j.double() + self.shift_j
 
 
 class EdgePredictions:
@@ -119,24 +132,27 @@ def _run(matcher: Matcher, pred1: dict, pred2: dict, mask1: Tensor | None,
         return found
     xy1, xy2, conf = (torch.as_tensor(t).detach().cpu() for t in matcher(pred1, pred2, mask1,
                                                                            mask2)[:3])
-    xy1, xy2, conf = xy1.long(), xy2.long(), conf.float()
+    xy1, xy2, conf = xy1.double(), xy2.double(), conf.float()
     if key is not None:
         cache.save(key, xy1, xy2, conf)
     return xy1, xy2, conf
 
 
-def _deduplicate(xy_i: Tensor, xy_j: Tensor, conf: Tensor, width: int, n_pix: int
-                 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One match per (pixel i, pixel j), the most confident, sorted by pixel i then j."""
-    keys = (xy_i[:, 1] * width + xy_i[:, 0]) * n_pix + xy_j[:, 1] * width + xy_j[:, 0]
+def _deduplicate(i: int, j: int, xy_i: Tensor, xy_j: Tensor, conf: Tensor, width: int,
+                 n_pix: int) -> Correspondences:
+    """One match per (pixel i, pixel j), the most confident, sorted by pixel i then j; `xy_i`,
+    `xy_j` float (x, y) positions, each rounded to its pixel and the rest kept as a shift."""
+    pix_i, pix_j = xy_i.round().long(), xy_j.round().long()
+    keys = (pix_i[:, 1] * width + pix_i[:, 0]) * n_pix + pix_j[:, 1] * width + pix_j[:, 0]
     order = torch.argsort(conf, descending=True, stable=True)
-    keys, conf = keys[order], conf[order]
-    unique, inverse = torch.unique(keys, return_inverse=True)
+    unique, inverse = torch.unique(keys[order], return_inverse=True)
     first = torch.full((len(unique),), len(keys), dtype=torch.long)
     first.scatter_reduce_(0, inverse, torch.arange(len(keys)), "amin")
-    pix_i, pix_j = unique // n_pix, unique % n_pix
-    return (torch.stack((pix_i % width, pix_i // width), 1),
-            torch.stack((pix_j % width, pix_j // width), 1), conf[first])
+    pick = order[first]
+    shift_i, shift_j = xy_i[pick] - pix_i[pick], xy_j[pick] - pix_j[pick]
+    return Correspondences(i, j, pix_i[pick], pix_j[pick], conf[pick],
+                           shift_i if shift_i.any() else None,
+                           shift_j if shift_j.any() else None)
 
 
 def collect_correspondences(edges: EdgePredictions, matcher: Matcher,
@@ -161,6 +177,5 @@ def collect_correspondences(edges: EdgePredictions, matcher: Matcher,
     out = []
     for (i, j), parts in sorted(found.items()):
         xy_i, xy_j, conf = (torch.cat(t) for t in zip(*parts, strict=True))
-        out.append(Correspondences(i, j, *_deduplicate(xy_i, xy_j, conf, width,
-                                                       height * width)))
+        out.append(_deduplicate(i, j, xy_i, xy_j, conf, width, height * width))
     return out

@@ -27,11 +27,13 @@ def strong_pairs(corrs: list[Correspondences], conf_thr: float) -> list[Correspo
 
 
 def match_terms(corrs: list[Correspondences], grid: AnchorGrid, offsets: Tensor) -> MatchTerms:
-    """Flatten the matches of `corrs` (both ends: image, anchor, depth ratio, pixel)."""
-    def end(img: int, xy: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Flatten the matches of `corrs` (both ends: image, anchor and depth ratio of the pixel,
+    position (sub-pixel when the matches are))."""
+    def end(img: int, xy: Tensor, exact: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return (torch.full((len(xy),), img, dtype=torch.long), grid.anchor_of(xy),
-                offsets[img, xy[:, 1], xy[:, 0]].double(), xy.double())
-    parts = [end(c.i, c.xy_i) + end(c.j, c.xy_j) + (c.conf.double(),) for c in corrs]
+                offsets[img, xy[:, 1], xy[:, 0]].double(), exact)
+    parts = [end(c.i, c.xy_i, c.exact_i()) + end(c.j, c.xy_j, c.exact_j()) + (c.conf.double(),)
+             for c in corrs]
     if not parts:
         empty_l, empty_f = torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.float64)
         parts = [(empty_l, empty_l, empty_f, empty_f.reshape(0, 2)) * 2 + (empty_f,)]

@@ -6,8 +6,9 @@ identity cameras; quaternions renormalised after every step, a non-finite loss s
 `fast`: the same losses from the Procrustes chain (`init.chain_init`), the root's pose held (it
 is the gauge), minimised by L-BFGS with a strong-Wolfe line search: far fewer evaluations. The
 3D stage is run to its optimum (the poses come from it); the 2D stage is kept short, since its
-objective is flat along focal and anchor depths and longer runs fit the integer-pixel noise of
-the matches rather than improve the cameras (docs/sparse.md, benchmarks/bench_sparse_align.py).
+objective is flat along focal and anchor depths and longer runs fit the noise of the matches and
+depth ratios rather than improve the cameras, sub-pixel matches or not (docs/sparse.md,
+benchmarks/bench_sparse_align.py).
 """
 
 from __future__ import annotations
