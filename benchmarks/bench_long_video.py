@@ -11,10 +11,14 @@ The synthetic oracle (`OracleModel`, default corruption) stands in for the netwo
 network's own memory is per batch and does not depend on the number of frames. Per run: peak
 RSS, RSS once the inputs are ready (the rendered scene and the model input frames, which grow
 with the video in any mode), the peak of each stage (pairs streamed to the store / inferred,
-the windows, the refinement over all pairs), seconds from predictions to scene, and camera ATE.
+the windows, the refinement over all pairs) and its seconds, the seconds from the start of the
+predictions (the oracle producing the pairs included) to the scene, and camera ATE.
+`--niter N` caps the fast solver's iterations (in each window): a memory-only run for sizes
+whose full solve does not fit the time at hand. The peak does not depend on the count (every
+iteration holds the same arrays), but the seconds and ATE of such a run are not the pipeline's.
 
     python benchmarks/bench_long_video.py [--frames 50 100 200 400] [--width 512 --height 288]
-        [--modes windows one-piece] [--jsonl results.jsonl]
+        [--modes windows one-piece] [--niter N] [--jsonl results.jsonl]
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ GB = 1e9
 
 
 class StagePeaks:
-    """Peak RSS per named stage, sampled every 20 ms by a daemon thread."""
+    """Peak RSS per named stage, sampled every 20 ms by a daemon thread, and each stage's
+    seconds."""
 
     def __init__(self) -> None:
-        self.stage, self.peaks = "inputs", {}
+        self.stage, self.peaks, self.seconds = "inputs", {}, {}
+        self.since = time.perf_counter()
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
@@ -46,7 +52,9 @@ class StagePeaks:
 
     def enter(self, stage: str) -> None:
         self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss_bytes())
-        self.stage = stage
+        now = time.perf_counter()
+        self.seconds[self.stage] = self.seconds.get(self.stage, 0) + now - self.since
+        self.stage, self.since = stage, now
 
     def entering(self, stage: str, fn):
         """`fn`, entering `stage` when called."""
@@ -56,8 +64,9 @@ class StagePeaks:
         return run
 
 
-def run_one(mode: str, frames: int, width: int, height: int) -> dict:
-    """Reconstruct one synthetic video in this process; returns a JSON-able dict."""
+def run_one(mode: str, frames: int, width: int, height: int, niter: int | None) -> dict:
+    """Reconstruct one synthetic video in this process (`niter`: the solver's iteration cap,
+    None for its default); returns a JSON-able dict."""
     import numpy as np
 
     from recon4d.align import global_align
@@ -85,19 +94,20 @@ def run_one(mode: str, frames: int, width: int, height: int) -> dict:
             store.add_images(preds.images)
             del preds
             meter.enter("windows")
-            scene = windows.aligned_in_windows(store)
+            scene = windows.aligned_in_windows(store, align_kwargs={"niter": niter})
     else:
         preds = infer_pairs(oracle, views, edges, batch_size=8, device="cpu", progress=False)
         meter.enter("align")
-        scene = global_align(preds)
+        scene = global_align(preds, niter=niter)
     seconds = time.perf_counter() - start
     meter.enter("done")
     aligned, _ = align_poses(scene.poses_c2w, truth.poses_c2w)
     ate = float(np.sqrt((ate_errors(aligned, truth.poses_c2w) ** 2).mean()))
-    return {"mode": mode, "frames": frames, "width": width, "height": height,
+    return {"mode": mode, "frames": frames, "width": width, "height": height, "niter": niter,
             "pairs": len(edges), "seconds": seconds, "peak_gb": peak_rss_bytes() / GB,
             "inputs_gb": rss_inputs / GB, "ate": ate,
-            "stage_peak_gb": {k: v / GB for k, v in meter.peaks.items() if k != "done"}}
+            "stage_peak_gb": {k: v / GB for k, v in meter.peaks.items() if k != "done"},
+            "stage_seconds": meter.seconds}
 
 
 def main() -> None:
@@ -108,25 +118,33 @@ def main() -> None:
     parser.add_argument("--one-piece-max", type=int, default=100)
     parser.add_argument("--modes", nargs="+", choices=("windows", "one-piece"),
                         default=["windows", "one-piece"])
+    parser.add_argument("--niter", type=int, help="cap on the solver's iterations (memory-only "
+                        "runs; default: the solver's own)")
     parser.add_argument("--jsonl", help="append each run's result to this file as it comes")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        mode, frames, width, height = args.worker.split(":")
-        print(json.dumps(run_one(mode, int(frames), int(width), int(height))))
+        mode, frames, width, height, niter = args.worker.split(":")
+        print(json.dumps(run_one(mode, int(frames), int(width), int(height),
+                                 int(niter) if niter else None)))
         return
-    print(f"{args.width}x{args.height}, graph {GRAPH} symmetrized, oracle predictions, CPU")
+    print(f"{args.width}x{args.height}, graph {GRAPH} symmetrized, oracle predictions, CPU"
+          + ("" if args.niter is None else f", solver capped at {args.niter} iterations"))
     print(f"{'mode':>9} {'frames':>6} {'pairs':>5} {'peak GB':>8} {'inputs GB':>9} "
           f"{'seconds':>8} {'ATE':>8}")
+    cap = "" if args.niter is None else args.niter
     for frames in args.frames:
         for mode in args.modes:
             if mode == "one-piece" and frames > args.one_piece_max:
                 continue
-            r = in_fresh_process(__file__, f"{mode}:{frames}:{args.width}:{args.height}", 1)
+            worker = f"{mode}:{frames}:{args.width}:{args.height}:{cap}"
+            r = in_fresh_process(__file__, worker, 1)
             print(f"{r['mode']:>9} {r['frames']:>6} {r['pairs']:>5} {r['peak_gb']:>8.2f} "
                   f"{r['inputs_gb']:>9.2f} {r['seconds']:>8.1f} {r['ate']:>8.4f}  stage peaks GB: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_peak_gb"].items()), flush=True)
+                  + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_peak_gb"].items())
+                  + "; stage seconds: "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items()), flush=True)
             if args.jsonl:
                 with open(args.jsonl, "a") as f:
                     f.write(json.dumps(r) + "\n")

@@ -103,3 +103,28 @@ def test_folder_removed_on_close_and_on_error(tmp_path):
     with pytest.raises(RuntimeError), PairStore(tmp_path, edges, 2, 2, 2):
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_of_long_runs_and_gaps_matches_record_by_record(tmp_path, monkeypatch):
+    """Adjacent records are read in runs of at most _READ_RECORDS: runs longer than that, gaps
+    and single records all decode as one record at a time would."""
+    import recon4d.inference.pair_store as pair_store
+
+    monkeypatch.setattr(pair_store, "_READ_RECORDS", 3)
+    edges = make_pairs(9, "swin-2-noncyclic")
+    pred1, pred2 = _preds(edges, 2, 3)
+    with PairStore(tmp_path, edges, 9, 2, 3) as store:
+        store.add(np.arange(len(edges)), pred1, pred2)
+        frames = np.array([0, 1, 2, 3, 4, 6, 7, 8])  # frame 5 out: gaps in the positions
+        got = store.read(frames)
+        positions = store.edges_within(frames)
+        assert np.diff(positions).max() > 1 and len(positions) > 2 * 3
+        one_by_one = {name: torch.stack([store._read_field(name, np.array([e]))[0]
+                                         for e in positions]) for name in pair_store._FIELDS}
+    torch.testing.assert_close(got.pred1["pts3d"], one_by_one["pts_i"], rtol=0, atol=0)
+    torch.testing.assert_close(got.pred2["pts3d_in_other_view"], one_by_one["pts_j"], rtol=0,
+                               atol=0)
+    torch.testing.assert_close(got.pred1["conf"], one_by_one["conf_i"], rtol=0, atol=0)
+    torch.testing.assert_close(got.pred2["conf"], one_by_one["conf_j"], rtol=0, atol=0)
+    truth = pred1["pts3d"][torch.from_numpy(positions)]
+    assert _close(got.pred1["pts3d"], truth, truth.abs().amax(dim=(1, 2, 3))[:, None, None, None])

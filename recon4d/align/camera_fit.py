@@ -123,8 +123,8 @@ def fit_cameras(targets: Tensor, weight: Tensor, rot: Tensor, trans: Tensor, foc
         new_rot = rot @ so3_exp(step[:, ROT])
         new_trans = trans + (rot @ step[:, TRANS, None])[..., 0]
         new_focals = (focals * torch.exp(step[:, LOG_FOCAL])).clamp(f_min, f_max)
-        new_k = intrinsics_matrix(new_focals.float(), pps.float())
-        new_rays = camera_rays(new_k, h, w).flatten(1, 2)
+        new_rays = rays if torch.equal(new_focals, focals) else camera_rays(  # fixed focals
+            intrinsics_matrix(new_focals.float(), pps.float()), h, w).flatten(1, 2)
         new_q = _cam_targets(new_rot, new_trans, targets)
         new_depth = _best_depth(new_rays, new_q, weight, depth, min_depth)
         new_cost = _cost(new_rays, new_q, weight, new_depth)

@@ -55,6 +55,12 @@ class Objective:
         """(k, H*W) static weights of images `idx`, or 1.0 without masks."""
         return 1.0 if self.static is None else self.static[idx]
 
+    def _pixel_weights(self, conf: Tensor, idx: Tensor) -> Tensor:
+        """(k, H*W) weights of one side of a chunk: log C times the static weights (no
+        product, a full pass over the chunk, without masks)."""
+        weights = self.weights(conf).reshape(len(idx), -1)
+        return weights if self.static is None else weights * self.static_weights(idx)
+
     @property
     def norm(self) -> float:
         """The reference's area normaliser (sum over edges of the first view's pixel count)."""
@@ -70,8 +76,8 @@ class Objective:
             idx_i, idx_j = d.edges[sl, 0], d.edges[sl, 1]
             yield EdgeChunk(sl, idx_i, idx_j,
                             d.pts_i[sl].reshape(k, hw, 3), d.pts_j[sl].reshape(k, hw, 3),
-                            self.weights(d.conf_i[sl]).reshape(k, hw) * self.static_weights(idx_i),
-                            self.weights(d.conf_j[sl]).reshape(k, hw) * self.static_weights(idx_j))
+                            self._pixel_weights(d.conf_i[sl], idx_i),
+                            self._pixel_weights(d.conf_j[sl], idx_j))
 
     def loss(self, world: Tensor, pw_scale: Tensor, pw_rot: Tensor, pw_trans: Tensor) -> Tensor:
         """The objective for (N, H*W, 3) world points and per-edge similarities (no chunk grads)."""

@@ -30,6 +30,7 @@ from recon4d.io.os_errors import os_error_text
 _FIELDS = {"pts_i": ("pred1", "pts3d", 3), "pts_j": ("pred2", "pts3d_in_other_view", 3),
            "conf_i": ("pred1", "conf", 1), "conf_j": ("pred2", "conf", 1)}
 _IMAGES = "images.u8"
+_READ_RECORDS = 16  # records per read: 14 MB of 512x288 points
 
 
 class PairStore:
@@ -153,16 +154,17 @@ class PairStore:
                                images=self._read_images(frames))
 
     def _read_field(self, name: str, positions: np.ndarray) -> torch.Tensor:
-        """One field of the edges at `positions`, decoded to float32, one record at a time."""
+        """One field of the edges at `positions`, decoded to float32; records adjacent in the
+        file come in one read of at most `_READ_RECORDS` (a few MB), not one read each."""
         channels = _FIELDS[name][2]
         shape = (self.height, self.width) + ((3,) if channels == 3 else ())
         out = torch.empty((len(positions),) + shape, dtype=torch.float32)
-        record = np.empty(shape, np.float16)
+        records = np.empty((min(_READ_RECORDS, len(positions)),) + shape, np.float16)
         with open(self._path(name), "rb") as f:
-            for row, e in enumerate(positions):
-                f.seek(int(e) * self._record_bytes(channels))
-                f.readinto(memoryview(record).cast("B"))
-                out[row] = torch.from_numpy(record)
+            for row, count in _runs(positions, _READ_RECORDS):
+                f.seek(int(positions[row]) * self._record_bytes(channels))
+                f.readinto(memoryview(records[:count]).cast("B"))
+                out[row:row + count] = torch.from_numpy(records[:count])
         if channels == 3:
             out *= torch.from_numpy(self.scales[positions])[:, None, None, None]
         else:
@@ -179,3 +181,13 @@ class PairStore:
                 f.seek(int(i) * out[0].nbytes)
                 f.readinto(memoryview(out[row]).cast("B"))
         return out
+
+
+def _runs(positions: np.ndarray, longest: int) -> list[tuple[int, int]]:
+    """(first row, count) of the runs of consecutive values in `positions`, each at most
+    `longest` long."""
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    runs = []
+    for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(positions)], strict=True):
+        runs += [(int(row), int(min(longest, stop - row))) for row in range(start, stop, longest)]
+    return runs
