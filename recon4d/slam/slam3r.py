@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from recon4d.errors import InputError
+from recon4d.inference.model_images import img_to_uint8
 from recon4d.models.slam3r.retrieval import select_scene_frames
 from recon4d.options.slam import Slam3rOptions
 from recon4d.slam.slam3r_backend import Slam3rBackend
@@ -110,8 +111,8 @@ class Slam3rStream:
             raise InputError(f"SLAM3R frame {label}: {shape[1]}x{shape[0]} pixels, but the "
                              f"stream's frames are {self.shape[1]}x{self.shape[0]}; every frame "
                              f"must have the same size")
-        rgb = ((img[0].permute(1, 2, 0).float().cpu() + 1) * 127.5).round().clamp(0, 255)
-        self.frames[self.count] = _State(self.backend.encode(frame), rgb.to(torch.uint8))
+        rgb = torch.from_numpy(img_to_uint8(img[0]))
+        self.frames[self.count] = _State(self.backend.encode(frame), rgb)
         self.count += 1
         return self._advance()
 
