@@ -7,7 +7,9 @@ error after Sim(3) alignment to the truth, in % of the camera path.
 
 - `accuracy`: per seed, the stream's per-frame ATE and cloud accuracy / completion against the
   fast `global_align` of `OracleModel` pair predictions of the same frames (`--graph`), as
-  `bench_slam3r.py` judges them. Target: stream ATE within 2x the offline one.
+  `bench_slam3r.py` judges them: the written trajectory with span refinement
+  (`--refine-frames`, default on) and without it (0), and the poses as `push` yielded them
+  (the same with or without). Target: stream ATE within 2x the offline one.
 - `loop`: an orbit run past its start (`--frames` >= 1 full turn); the end-to-start drift (error
   of the last frame's camera centre relative to the first, % of the path) with retrieval and loop
   edges, and without (retrieval switched off); per `--depth-stretch` (the oracle's pointmaps
@@ -16,22 +18,32 @@ error after Sim(3) alignment to the truth, in % of the camera path.
 - `movers`: a scene with moving boxes: ATE without masks, with the oracle's true masks, with
   flow masks, and on the same scene with frozen movers. Target: masks <= 1.5x frozen and below
   no masks.
-- `cost`: a long low-resolution orbit; resident memory, the bytes the stream's map holds
-  (keyframe tensors, back-end edges, per-frame relative poses), CPU seconds per frame (mean over
+- `cost`: a long low-resolution orbit; resident memory, the bytes the stream's map holds in RAM
+  (dense data of the keyframes and edges its stores keep resident, keyframe poses, per-frame
+  links) and in its spill directory (`recon4d.slam.mast3r_store`), CPU seconds per frame (mean over
   the 100 frames before each checkpoint), the wall-clock split per stage (network, tracking
   including matching, back end including edge matching) and the largest back-end solve so far
   (free keyframes / edges, `PoseGraph.solve_set`) at frames 100, 500, 1000, 2000...
+- `retrieval`: per seed, the keyframes of an orbit going twice around (200 frames at 5 fps)
+  fed to each keyframe database as the stream feeds them (query `--retrieval-k` with the
+  previous keyframe left out, then add); retrieved pairs against the truth (mean overlap of
+  the two keyframes, both directions, >= `--overlap`, `bench_retrieval.overlap_matrix`):
+  precision and recall, for all pairs and for loop pairs (>= `--loop-gap` keyframes apart).
+  The ASMK rows have a random head: structure and cost only.
 
     python benchmarks/bench_mast3r_slam.py accuracy [--seeds 0 1 2] [--frames 24]
+        [--refine-frames 32] [--keyframe-overlap 0.333]
     python benchmarks/bench_mast3r_slam.py loop [--frames 200] [--fps 10] [--depth-stretch 0 0.05]
     python benchmarks/bench_mast3r_slam.py movers [--movers 6] [--trajectory walk]
     python benchmarks/bench_mast3r_slam.py cost [--frames 2100] [--width 48 --height 32]
+    python benchmarks/bench_mast3r_slam.py retrieval [--frames 200] [--overlap 0.5]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections import deque
 
 import numpy as np
 import torch
@@ -52,6 +64,7 @@ def _stream(scene, options=None, movers=None, views=None, depth_stretch=0.0):
     source = Mast3rSlamOracle(scene, depth_stretch=depth_stretch)
     slam = Mast3rSlam(source, options, movers=movers)
     frames = [slam.push(view) for view in (source.views() if views is None else views)]
+    slam.finish()
     return slam, frames
 
 
@@ -65,10 +78,11 @@ def _ate_pct(poses: np.ndarray, gt: np.ndarray) -> float:
 def accuracy(args: argparse.Namespace) -> None:
     from recon4d.eval.clouds import voxel_downsample
     from recon4d.io.images import load_images
+    from recon4d.options.slam import Mast3rSlamOptions
     from recon4d.synthetic import generate_scene
 
-    print("| seed | method | ATE % path | accuracy | completion | keyframes | CPU s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| seed | method | ATE % path | x offline | accuracy | completion | keyframes | CPU s |")
+    print("|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         scene = generate_scene(args.frames, args.width, args.height, movers=0, seed=seed,
                                trajectory=args.trajectory, fps=args.fps)
@@ -76,17 +90,25 @@ def accuracy(args: argparse.Namespace) -> None:
         truth = voxel_downsample(np.concatenate([scene.world_points(i)[scene.depth[i] > 0]
                                                  for i in range(scene.num_frames)]), args.voxel)
         start = time.process_time()
-        slam, _ = _stream(scene)
-        stream_cpu = time.process_time() - start
-        rows = [("mast3r-slam", slam.frame_poses(), slam.cloud()[0], stream_cpu,
-                 len(slam.keyframes))]
-        start = time.process_time()
         poses, points, _ = _offline(scene, views, args.graph)
-        rows.append(("offline", poses, points, time.process_time() - start, "-"))
+        rows = [("offline", poses, points, time.process_time() - start, "-")]
+        for refine in (args.refine_frames, 0):
+            options = Mast3rSlamOptions(refine_frames=refine,
+                                        keyframe_overlap=args.keyframe_overlap)
+            start = time.process_time()
+            slam, frames = _stream(scene, options)
+            cpu, cloud = time.process_time() - start, slam.cloud()[0]
+            rows.append((f"mast3r-slam refine {refine}", slam.frame_poses(), cloud, cpu,
+                         len(slam.keyframes)))
+        rows.append(("mast3r-slam as yielded", np.stack([f.pose_c2w for f in frames]), cloud,
+                     cpu, len(slam.keyframes)))
+        offline_ate = None
         for method, poses, points, cpu, keyframes in rows:
             judged = _judge(poses, points, scene, truth, args.voxel)
-            print(f"| {seed} | {method} | {judged['ate_pct']:.3f} | {judged['accuracy']:.4f} | "
-                  f"{judged['completion']:.4f} | {keyframes} | {cpu:.1f} |")
+            offline_ate = offline_ate or judged["ate_pct"]
+            print(f"| {seed} | {method} | {judged['ate_pct']:.3f} | "
+                  f"{judged['ate_pct'] / offline_ate:.2f} | {judged['accuracy']:.4f} | "
+                  f"{judged['completion']:.4f} | {keyframes} | {cpu:.1f} |", flush=True)
 
 
 def loop(args: argparse.Namespace) -> None:
@@ -146,56 +168,164 @@ def cost(args: argparse.Namespace) -> None:
     source = Mast3rSlamOracle(scene)
     views = source.views()
     slam = Mast3rSlam(source)
-    cpu, stages, solves = [], [], [(0, 0)]
-    print("| frame | RSS MiB | map MiB | CPU ms / frame | network ms | tracking ms | back end ms | "
-          "keyframes | edges | largest solve |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    # only the last COST_WINDOW frames are kept, so that the benchmark's own memory stays flat
+    cpu, stages, largest = deque(maxlen=COST_WINDOW), deque(maxlen=COST_WINDOW), [0, 0]
+    print("| frame | RSS MiB | map in RAM MiB | spilled MiB | CPU ms / frame | network ms | "
+          "tracking ms | back end ms | keyframes | edges | largest solve |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for index, view in enumerate(views, start=1):
         start = time.process_time()
         frame = slam.push(view)
         cpu.append(time.process_time() - start)
         stages.append(frame.seconds)
         if index == 1:
-            _count_solves(slam.graph, solves)
+            _count_solves(slam.graph, largest)
         if index in CHECKPOINTS or index == len(views):
-            recent = stages[-COST_WINDOW:]
-            split = [1000 * sum(s.get(k, 0.0) for s in recent) / len(recent)
+            split = [1000 * sum(s.get(k, 0.0) for s in stages) / len(stages)
                      for k in ("network", "tracking", "backend")]
-            print(f"| {index} | {rss_bytes() / 2**20:.0f} | {_map_bytes(slam) / 2**20:.1f} | "
-                  f"{1000 * np.mean(cpu[-COST_WINDOW:]):.1f} | "
+            print(f"| {index} | {rss_bytes() / 2**20:.0f} | {_map_bytes(slam) / 2**20:.2f} | "
+                  f"{_spilled_bytes(slam) / 2**20:.1f} | "
+                  f"{1000 * np.mean(cpu):.1f} | "
                   + " | ".join(f"{v:.1f}" for v in split)
                   + f" | {len(slam.keyframes)} | {len(slam.graph.edges)} | "
-                  f"{max(f for f, _ in solves)} / {max(e for _, e in solves)} |", flush=True)
+                  f"{largest[0]} / {largest[1]} |", flush=True)
 
 
-def _count_solves(graph, solves: list) -> None:
-    """Record (free keyframes, edges) of every later `graph.optimise` in `solves`."""
+def retrieval(args: argparse.Namespace) -> None:
+    rows: dict[tuple[str, float], np.ndarray] = {}
+    keyframes = true_pairs = loop_pairs = 0
+    for seed in args.seeds:
+        frames, desc, truth = _keyframes_and_truth(args, seed)
+        keyframes += len(frames)
+        true_pairs += _candidate_truth(truth, 0)[1]
+        loop_pairs += _candidate_truth(truth, args.loop_gap)[1]
+        for label, make, thresholds in _retrieval_databases(desc, seed):
+            for min_score in thresholds:
+                counts = _replay(make(min_score), frames, desc, truth, args.retrieval_k,
+                                 args.loop_gap)
+                rows[label, min_score] = rows.get((label, min_score), 0) + counts
+    print(f"seeds {args.seeds}: {keyframes} keyframes; true pairs (mean overlap >= "
+          f"{args.overlap:g}) among the queries' candidates (older keyframes but the previous "
+          f"one): {true_pairs}, of them loop pairs (>= {args.loop_gap} apart): {loop_pairs}")
+    print("| database | min score | retrieved | precision | recall | recall@k | loop retrieved "
+          "| loop precision | loop recall | base rate | ms / query |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (label, min_score), c in rows.items():
+        got, hits, total, capped, loop_got, loop_hits, loop_total, candidates, ms, queries = c
+        cells = [f"{got:.0f}", _ratio(hits, got), _ratio(hits, total), _ratio(hits, capped),
+                 f"{loop_got:.0f}", _ratio(loop_hits, loop_got), _ratio(loop_hits, loop_total),
+                 _ratio(total, candidates), f"{ms / queries:.2f}"]
+        print(f"| {label} | {min_score:g} | " + " | ".join(cells) + " |", flush=True)
+
+
+def _keyframes_and_truth(args: argparse.Namespace, seed: int) -> tuple[list, list, np.ndarray]:
+    """The default stream's keyframes on an orbit of `args.frames` frames, their dense
+    descriptors and the truth: (K, K) mean overlap of both directions >= `args.overlap`."""
+    from types import SimpleNamespace
+
+    from bench_retrieval import overlap_matrix
+
+    from recon4d.synthetic import generate_scene
+    from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
+
+    scene = generate_scene(args.frames, args.width, args.height, movers=0, seed=seed,
+                           trajectory="orbit", fps=args.fps)
+    slam, _ = _stream(scene)
+    frames = [k.index for k in slam.keyframes]
+    sub = SimpleNamespace(num_frames=len(frames), shape=scene.shape, depth=scene.depth[frames],
+                          intrinsics=scene.intrinsics[frames], poses_c2w=scene.poses_c2w[frames])
+    frac = overlap_matrix(sub)
+    source = Mast3rSlamOracle(scene)
+    return frames, [source.decode(i, i)[0]["desc"] for i in frames], \
+        (frac + frac.T) / 2 >= args.overlap
+
+
+def _retrieval_databases(desc: list, seed: int) -> list:
+    """(label, factory(min_score), thresholds): the pooled fallback, and ASMK with a
+    random-weight head (identity whitening) and a codebook of 256 keyframe descriptors drawn
+    at random (structure and cost only: its recall says nothing about the trained model)."""
+    from pathlib import Path
+
+    from recon4d.models.retrieval import RetrievalConfig, RetrievalHead, Retriever
+    from recon4d.slam.mast3r_asmk import AsmkKeyframeDatabase
+    from recon4d.slam.mast3r_retrieval import KeyframeDatabase
+
+    tokens = torch.cat([d.reshape(-1, d.shape[-1]) for d in desc]).numpy()
+    picks = np.random.default_rng(seed).choice(len(tokens), 256, replace=False)
+    head = RetrievalHead(RetrievalConfig(backbone_dim=tokens.shape[1], nclusters=256)).eval()
+    retriever = Retriever(head, np.ascontiguousarray(tokens[picks]), Path("random"))
+    return [("pooled (fallback)", KeyframeDatabase, (0.5, 0.8, 0.9, 0.0)),
+            ("ASMK, random head (structure only)",
+             lambda min_score: AsmkKeyframeDatabase(retriever, min_score), (5e-3, 0.0))]
+
+
+def _candidate_truth(truth: np.ndarray, gap: int) -> tuple[list[set], int]:
+    """Per keyframe n, the true pairs among the candidates a query sees (keyframes before n - 1,
+    and at least `gap` older), and their total."""
+    true = [{i for i in range(n - 1) if truth[n, i] and n - i >= gap}
+            for n in range(len(truth))]
+    return true, sum(len(t) for t in true)
+
+
+def _replay(database, frames: list, desc: list, truth: np.ndarray, k: int,
+            gap: int) -> np.ndarray:
+    """Feed the keyframes to `database` as the stream does (query up to `k`, the previous
+    keyframe left out, then add); counts: retrieved, true retrieved, true, min(k, true) summed
+    over queries, the same three for loop pairs (>= `gap` keyframes apart), candidates, query
+    milliseconds, queries."""
+    true, loop_true = _candidate_truth(truth, 0)[0], _candidate_truth(truth, gap)[0]
+    counts = np.zeros(10)
+    for n, (index, d) in enumerate(zip(frames, desc, strict=True)):
+        code = database.describe(index, d)
+        start = time.perf_counter()
+        found = [i for i, _ in database.query(code, k, exclude={n - 1})]
+        ms = 1000 * (time.perf_counter() - start)
+        database.add(code)
+        loop_found = [i for i in found if n - i >= gap]
+        counts += (len(found), len(true[n].intersection(found)), len(true[n]),
+                   min(k, len(true[n])), len(loop_found),
+                   len(loop_true[n].intersection(loop_found)), len(loop_true[n]),
+                   max(n - 1, 0), ms, 1)
+    return counts
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def _count_solves(graph, largest: list) -> None:
+    """Keep in `largest` the most free keyframes and edges of every later `graph.optimise`."""
     optimise = graph.optimise
 
     def counted(points):
         free, edges = graph.solve_set()
-        solves.append((len(free), len(edges)))
+        largest[:] = [max(largest[0], len(free)), max(largest[1], len(edges))]
         return optimise(points)
 
     graph.optimise = counted
 
 
 def _map_bytes(slam) -> int:
-    """Bytes of the tensors and arrays the stream keeps: per keyframe, per edge, per frame."""
-    def size(value) -> int:
-        return value.nbytes if isinstance(value, (torch.Tensor, np.ndarray)) else 0
+    """Bytes of the tensors and arrays the stream keeps in RAM: the dense data of resident
+    keyframes and edges, keyframe poses (keyframe and back end), per-frame links."""
+    dense = sum(item.resident_bytes() for item in (*slam.keyframes, *slam.graph.edges))
+    poses = sum(k.pose_c2w.nbytes for k in slam.keyframes) + sum(p.nbytes
+                                                                 for p in slam.graph.poses)
+    return dense + poses + slam.relative.nbytes
 
-    keyframes = sum(size(v) for k in slam.keyframes for v in vars(k).values())
-    edges = sum(size(v) for e in slam.graph.edges for v in vars(e).values())
-    frames = sum(size(rel) for _, rel in slam.relative)
-    return keyframes + edges + frames + sum(size(p) for p in slam.graph.poses)
+
+def _spilled_bytes(slam) -> int:
+    """Bytes of the stream's spill directory."""
+    directory = slam.spill.directory
+    return 0 if directory is None else sum(f.stat().st_size for f in directory.iterdir())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="table", required=True)
     for name, frames, size in (("accuracy", 24, (96, 64)), ("loop", 200, (64, 48)),
-                               ("movers", 10, (64, 48)), ("cost", 2100, (48, 32))):
+                               ("movers", 10, (64, 48)), ("cost", 2100, (48, 32)),
+                               ("retrieval", 200, (64, 48))):
         p = sub.add_parser(name)
         p.add_argument("--frames", type=int, default=frames)
         p.add_argument("--width", type=int, default=size[0])
@@ -209,9 +339,15 @@ def main() -> None:
         p.add_argument("--voxel", type=float, default=0.05)
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--depth-stretch", type=float, nargs="+", default=[0.0, 0.05])
+        p.add_argument("--refine-frames", type=int, default=32)
+        p.add_argument("--keyframe-overlap", type=float, default=0.333)
+        p.add_argument("--overlap", type=float, default=0.5)
+        p.add_argument("--retrieval-k", type=int, default=3)
+        p.add_argument("--loop-gap", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    {"accuracy": accuracy, "loop": loop, "movers": movers, "cost": cost}[args.table](args)
+    {"accuracy": accuracy, "loop": loop, "movers": movers, "cost": cost,
+     "retrieval": retrieval}[args.table](args)
 
 
 if __name__ == "__main__":

@@ -78,8 +78,8 @@ class Mast3rSlamOptions:
     weights: str = option("mast3r", "MASt3R checkpoint: a registry name, a .pth file or a "
                           "Hugging Face folder / hf-hub:owner/name")
     retrieval_weights: str | None = option(
-        None, "MASt3R retrieval checkpoint (trainingfree.pth); default: pooled encoder tokens",
-        metavar="PTH")
+        None, "MASt3R retrieval checkpoint (..._trainingfree.pth, its _codebook.pkl beside it; "
+        "extra 'retrieval'): ASMK retrieval; default: pooled encoder tokens", metavar="PTH")
     calib: str | None = option(None, "JSON intrinsics at the original resolution ({fx, fy, cx, "
                                "cy}, {\"K\": 3x3} or a 3x3 list): calibrated tracking",
                                metavar="JSON")
@@ -93,8 +93,9 @@ class Mast3rSlamOptions:
     reloc_min_valid: float = option(0.3, "relocalisation succeeds when the candidates reach "
                                     "this valid match fraction")
     retrieval_k: int = option(3, "keyframes retrieved per new keyframe and per relocalisation")
-    retrieval_min_score: float = option(0.5, "cosine similarity of pooled descriptors below "
-                                        "which a retrieved keyframe is ignored")
+    retrieval_min_score: float | None = option(
+        None, "score below which a retrieved keyframe is ignored (default: cosine similarity "
+        "0.5 of pooled descriptors; ASMK score 5e-3 with --retrieval-weights)", type=float)
     loop_gap: int = option(5, "retrieved keyframes at least this many keyframes older make "
                            "loop edges (their old endpoints join the solve, see "
                            "--loop-keyframes)")
@@ -105,6 +106,11 @@ class Mast3rSlamOptions:
     anchor_edges: int = option(4, "most edges from each moving keyframe to held ones (its most "
                                "recent) that tie a solve to the held map")
     backend_iters: int = option(10, "most Gauss-Newton iterations of the back end")
+    refine_frames: int = option(32, "when a keyframe is made, re-solve the pose of each of "
+                                "the last this many frames tracked against the previous "
+                                "keyframe against both keyframes (two more decoder runs per "
+                                "frame; the written trajectory has the refined poses, the "
+                                "streamed ones are the tracked ones); 0 = off")
     movers: str = option("none", "per-frame motion masks kept out of tracking and the map",
                          choices=MOVER_MASKS)
     cloud_conf: float = option(1.5, "average confidence above which keyframe points enter the "
@@ -113,7 +119,7 @@ class Mast3rSlamOptions:
     def __post_init__(self) -> None:
         check_choices(self)
         require_at_least(self, 1, "subsample", "retrieval_k", "backend_iters")
-        require_at_least(self, 0, "loop_gap", "loop_keyframes")
+        require_at_least(self, 0, "loop_gap", "loop_keyframes", "refine_frames")
         require_at_least(self, 1, "anchor_edges")
         require_at_least(self, 2, "window")
         require_positive(self, "min_valid", "keyframe_overlap", "edge_min_valid",

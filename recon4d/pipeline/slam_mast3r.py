@@ -37,6 +37,7 @@ from recon4d.io.tum import Trajectory, write_tum
 from recon4d.io.writers.files import save_png
 from recon4d.io.writers.points import Cloud
 from recon4d.models import load_model
+from recon4d.models.retrieval import load_retrieval
 from recon4d.options.slam import SlamOptions
 from recon4d.pipeline.cameras import frame_geometry, intrinsics_at_model, read_calibration
 from recon4d.pipeline.slam_files import (
@@ -49,6 +50,7 @@ from recon4d.pipeline.slam_files import (
 )
 from recon4d.pipeline.slam_live import Mast3rMapFeed
 from recon4d.slam.mast3r import FramePose, Mast3rSlam, MoverMasks
+from recon4d.slam.mast3r_asmk import asmk_modules, check_token_width
 from recon4d.slam.mast3r_movers import FlowMovers
 from recon4d.slam.mast3r_network import NetworkPairSource, SlamPairSource
 from recon4d.synthetic import load_scene
@@ -99,20 +101,25 @@ def slam_mast3r(out_dir: str | os.PathLike, input: str | None, oracle: str | Non
     if m.movers == "oracle" and oracle is None:
         raise OptionError("--movers oracle takes the synthetic scene's true masks: it needs "
                           "--oracle")
+    retriever = None
     if m.retrieval_weights is not None:
-        raise OptionError(f"--retrieval-weights {m.retrieval_weights}: the MASt3R retrieval "
-                          "model is not supported yet; retrieval uses pooled encoder tokens")
+        retriever = load_retrieval(m.retrieval_weights)
+        asmk_modules()  # the extra is there
     calib = None if m.calib is None else read_calibration(m.calib)
     stream = _oracle_stream(oracle, opts, calib) if oracle else _input_stream(input, opts, calib)
+    if retriever is not None:
+        check_token_width(retriever, _token_width(stream.source), "the stream's network")
+        retriever.head.to(stream.source.device)
     slam = Mast3rSlam(stream.source, m, movers=stream.movers,
                       intrinsics=None if stream.intrinsics is None
-                      else torch.from_numpy(stream.intrinsics))
+                      else torch.from_numpy(stream.intrinsics), retriever=retriever)
     out_dir = Path(out_dir)
-    with atomic_output_dir(out_dir) as staging:
+    with slam, atomic_output_dir(out_dir) as staging:  # closing slam drops its spill files
         feed = None if viewer is None else Mast3rMapFeed(viewer, opts.live.view_rate)
         error = _run(slam, stream, staging, opts, progress, feed)
         if len(slam.relative) == 0:
             raise error  # nothing reconstructed: no folder
+        slam.finish()  # the frames since the last keyframe refined as well (refine_frames)
         points = _write(staging, slam, stream)
         write_scene_json(staging, "slam", dataclasses.asdict(opts), {
             "inputs": stream.described,
@@ -243,6 +250,14 @@ def _input_stream(input: str, opts: SlamOptions, calib: np.ndarray | None) -> _S
     movers = FlowMovers() if opts.mast3r.movers == "flow" else None
     return _Stream(source, given.views, given.names, given.stamps, intrinsics, movers,
                    {"input": given.input, "weights": opts.mast3r.weights, "device": device})
+
+
+def _token_width(source: SlamPairSource) -> int:
+    """Width of what the retrieval head reads of a frame: the network's encoder tokens, the
+    oracle's descriptors."""
+    if isinstance(source, Mast3rSlamOracle):
+        return source.desc_dim
+    return source.model.config.enc_embed_dim
 
 
 def _check_calibration(k: np.ndarray, size: tuple[int, int], path: str) -> None:

@@ -9,8 +9,13 @@ when both reach `edge_min_valid`), and the back end (`PoseGraph`) re-solves its 
 that cannot be tracked switches the stream to relocalisation: each following frame is matched
 to retrieved keyframes and, once one passes `reloc_min_valid`, becomes a keyframe at that
 keyframe's pose. Every frame keeps its keyframe and its pose relative to it, so `frame_poses()`
-follows the back end when it moves keyframes. Optional per-frame mover masks (`MoverMasks`) are
-kept out of tracking, edges and the map.
+follows the back end when it moves keyframes. When a keyframe is made, the frames tracked
+against the previous one are re-solved against both (`SpanRefiner`, `refine_frames`), so
+`frame_poses()` (the written trajectory) can differ from the poses `push` returned. Optional
+per-frame mover masks (`MoverMasks`) are kept out of tracking, edges and the map. Memory
+stays flat: the dense data of keyframes, their codes and edges beyond the back end's recent
+reach is spilled to a temporary directory (`recon4d.slam.mast3r_store`), which `close` (or
+leaving a `with` block) removes.
 """
 
 from __future__ import annotations
@@ -28,12 +33,16 @@ from recon4d.align.focal import FOCAL_RANGE, estimate_focal
 from recon4d.errors import InputError
 from recon4d.geometry.sim3 import nearest_sim3, sim3_act, sim3_inverse, sim3_to_rigid
 from recon4d.inference.model_images import img_to_uint8
+from recon4d.models.retrieval import Retriever, load_retrieval
 from recon4d.options.slam import Mast3rSlamOptions
+from recon4d.slam.mast3r_asmk import AsmkKeyframeDatabase
 from recon4d.slam.mast3r_graph import Calibration, GraphEdge, PoseGraph
 from recon4d.slam.mast3r_keyframe import Keyframe
 from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
-from recon4d.slam.mast3r_retrieval import KeyframeDatabase, global_descriptor
+from recon4d.slam.mast3r_refine import SpanFrame, SpanRefiner
+from recon4d.slam.mast3r_retrieval import KeyframeDatabase, KeyframeRetrieval
+from recon4d.slam.mast3r_store import FrameLinks, Paged, SpillSpace, SpillStore
 from recon4d.slam.mast3r_tracking import (
     TrackResult,
     static_pixels,
@@ -52,7 +61,8 @@ class FramePose:
     units) at that time, the keyframe it is relative to, whether it became a keyframe or was
     lost (pose = the previous frame's), the valid match fraction of tracking, its mover mask
     (H, W) bool (None without masks) and the seconds spent per stage (network, tracking,
-    backend)."""
+    backend, refine: the previous span's frames re-solved when this frame became a
+    keyframe)."""
 
     index: int
     pose_c2w: np.ndarray
@@ -74,10 +84,12 @@ class PairMatch:
 
 class Mast3rSlam:
     """The stream (module doc). `intrinsics` (3, 3) in model pixels switches tracking and the
-    back end to the calibrated residuals; `movers` gives per-frame mover masks."""
+    back end to the calibrated residuals; `movers` gives per-frame mover masks. Retrieval uses
+    `retriever` (or the one of `options.retrieval_weights`) with ASMK, else pooled tokens."""
 
     def __init__(self, source: SlamPairSource, options: Mast3rSlamOptions | None = None, *,
-                 intrinsics: Tensor | None = None, movers: MoverMasks | None = None) -> None:
+                 intrinsics: Tensor | None = None, movers: MoverMasks | None = None,
+                 retriever: Retriever | None = None) -> None:
         self.source = source
         self.options = Mast3rSlamOptions() if options is None else options
         self.intrinsics = None if intrinsics is None else torch.as_tensor(intrinsics).double()
@@ -86,9 +98,20 @@ class Mast3rSlam:
         self.codes: list[Any] = []
         self.focals: list[float] = []
         self.graph: PoseGraph | None = None
-        self.database = KeyframeDatabase()
-        self.relative: list[tuple[int, Tensor]] = []  # per frame: keyframe id, T keyframe<-frame
+        if retriever is None and self.options.retrieval_weights is not None:
+            retriever = load_retrieval(self.options.retrieval_weights,
+                                       device=getattr(source, "device", "cpu"))
+        min_score = self.options.retrieval_min_score
+        self.database: KeyframeRetrieval = (
+            KeyframeDatabase(min_score) if retriever is None
+            else AsmkKeyframeDatabase(retriever, min_score))
+        self.relative = FrameLinks()  # per frame: keyframe id, T keyframe<-frame
+        self.spill = SpillSpace()  # keyframes' and edges' dense data beyond the stores' RAM
+        self.keyframe_store = SpillStore(self.spill, "keyframe", _resident(self.options)[0])
+        self.code_store = SpillStore(self.spill, "code", _resident(self.options)[0])
         self.lost_frames: list[int] = []
+        self.refiner = SpanRefiner(source, self.options.refine_frames, self.intrinsics,
+                                   self.options.min_valid)
         self.shape: tuple[int, int] | None = None
         self._pose: Tensor | None = None  # the last frame's Sim(3) world <- frame
         self._init_pixels: Tensor | None = None
@@ -121,12 +144,16 @@ class Mast3rSlam:
             return self._lost(index, movers, track.valid_fraction, clock)
         self._pose = track.pose_c2w
         if track.needs_keyframe:
+            previous = self._current
             with clock("backend"):
                 self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, movers), code,
-                                   global_descriptor(code, pred_f["desc"]))
+                                   self.database.describe(code, pred_f["desc"]))
+            with clock("refine"):
+                self._refine_span(previous)
             return self._emit(index, True, track.valid_fraction, movers, clock)
         self._init_pixels = track.matches.pixels(pred_f["pts3d"].shape[1])
         self.relative.append((self._current, track.T_kf.cpu()))
+        self.refiner.add(SpanFrame(index, code, movers, track.T_kf.cpu()))
         return self._emit(index, False, track.valid_fraction, movers, clock)
 
     def _track(self, keyframe: Keyframe, pred_f: dict, pred_k: dict, pose: Tensor,
@@ -144,11 +171,12 @@ class Mast3rSlam:
         movers = self._mask(view, pred, None, None)
         self.graph = PoseGraph(self.options.window, self.options.backend_iters,
                                self.options.loop_gap, self._calibration(pred),
-                               self.options.loop_keyframes, self.options.anchor_edges)
+                               self.options.loop_keyframes, self.options.anchor_edges,
+                               SpillStore(self.spill, "edge", _resident(self.options)[1]))
         keyframe = self._keyframe(index, view, pred, torch.eye(4, dtype=torch.float64), movers)
         self._pose = keyframe.pose_c2w
         keyframe.fuse(pred_again["pts3d"], pred_again["conf"])
-        self._add_keyframe(keyframe, code, global_descriptor(code, pred["desc"]))
+        self._add_keyframe(keyframe, code, self.database.describe(code, pred["desc"]))
         return self._emit(index, True, 1.0, movers, clock)
 
     def _relocalise(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
@@ -162,9 +190,8 @@ class Mast3rSlam:
         with clock("backend"):
             new_id = len(self.keyframes)
             candidate = self._keyframe(index, view, pred, self._pose, movers)
-            desc = global_descriptor(code, pred["desc"])
-            found = self.database.query(desc, self.options.retrieval_k,
-                                        self.options.retrieval_min_score)
+            desc = self.database.describe(code, pred["desc"])
+            found = self.database.query(desc, self.options.retrieval_k)
             passing = []
             for old, _ in found:
                 pair = self._match_pair(candidate, code, new_id, old)
@@ -190,7 +217,7 @@ class Mast3rSlam:
         return Keyframe.from_prediction(index, img_to_uint8(view["img"][0]), pred,
                                         pose.double().to(pred["pts3d"].device), movers)
 
-    def _add_keyframe(self, keyframe: Keyframe, code: Any, desc: Tensor,
+    def _add_keyframe(self, keyframe: Keyframe, code: Any, desc: Any,
                       pairs: list[PairMatch] | None = None) -> None:
         """Register the next keyframe at its pose; without given `pairs`, edges go to the
         previous keyframe (always kept) and to retrieved ones (kept when both directions reach
@@ -198,14 +225,16 @@ class Mast3rSlam:
         new_id = len(self.keyframes)
         if new_id and not pairs:
             pairs = [self._match_pair(keyframe, code, new_id, new_id - 1)]
-            found = self.database.query(desc, self.options.retrieval_k,
-                                        self.options.retrieval_min_score, exclude={new_id - 1})
+            found = self.database.query(desc, self.options.retrieval_k, exclude={new_id - 1})
             for old, _ in found:
                 pair = self._match_pair(keyframe, code, new_id, old)
                 if min(pair.fractions) >= self.options.edge_min_valid:
                     pairs.append(pair)
         self.keyframes.append(keyframe)
+        self.keyframe_store.add(keyframe)
         self.codes.append(code)
+        if isinstance(code, Paged):  # the network's encoder tokens (oracle codes are ints)
+            self.code_store.add(code)
         self.focals.append(_focal(keyframe.points))
         self.database.add(desc)
         self.graph.add_keyframe(keyframe.pose_c2w)
@@ -219,6 +248,22 @@ class Mast3rSlam:
         self._pose = self.keyframes[new_id].pose_c2w.clone()
         self._init_pixels = None
         self.relative.append((new_id, torch.eye(4, dtype=torch.float64)))
+
+    def _refine_span(self, previous: int) -> None:
+        """Re-solve the frames tracked against keyframe `previous` against it and the new
+        current keyframe as well (`SpanRefiner`); their links stay relative to `previous`."""
+        refined = self.refiner.refine(self.keyframes[previous], self.codes[previous],
+                                      self.keyframes[self._current], self.codes[self._current])
+        for index, T_af in refined:
+            self.relative[index] = (previous, T_af.cpu())
+
+    def finish(self) -> None:
+        """End of the stream: refine the frames tracked since the last keyframe against it and
+        the newest frame (`SpanRefiner.finish`). `frame_poses()` then holds the final poses."""
+        if self.keyframes:
+            for index, T_af in self.refiner.finish(self.keyframes[self._current],
+                                                   self.codes[self._current]):
+                self.relative[index] = (self._current, T_af.cpu())
 
     def _match_pair(self, keyframe: Keyframe, code: Any, new_id: int, old: int) -> PairMatch:
         """Matches of a new keyframe with keyframe `old`, one decoder run each way."""
@@ -270,6 +315,7 @@ class Mast3rSlam:
         keyframe_pose = self.keyframes[self._current].pose_c2w.double()
         self.relative.append((self._current, (sim3_inverse(keyframe_pose) @ self._pose).cpu()))
         self.lost_frames.append(index)
+        self.refiner.clear()
         return self._emit(index, False, valid, movers, clock, lost=True)
 
     def _emit(self, index: int, is_keyframe: bool, valid: float, movers: Tensor | None,
@@ -325,15 +371,34 @@ class Mast3rSlam:
         """Whether any frame after the first was tracked or relocalised."""
         return len(self.relative) - len(self.lost_frames) > 1
 
+    def close(self) -> None:
+        """Remove the spilled keyframes and edges (their results are gone with them)."""
+        self.spill.close()
+
+    def __enter__(self) -> Mast3rSlam:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def stream_poses(source: SlamPairSource, frames: Iterable[dict],
                  options: Mast3rSlamOptions | None = None, **kwargs: Any
                  ) -> Iterator[FramePose]:
     """A pose per frame as the frames arrive (`Mast3rSlam.push`); `kwargs` go to
     `Mast3rSlam` (intrinsics, movers)."""
-    slam = Mast3rSlam(source, options, **kwargs)
-    for view in frames:
-        yield slam.push(view)
+    with Mast3rSlam(source, options, **kwargs) as slam:
+        for view in frames:
+            yield slam.push(view)
+
+
+def _resident(options: Mast3rSlamOptions) -> tuple[int, int]:
+    """Keyframes and edges whose dense data stay in RAM: at least what a back-end solve moves
+    (its free keyframes, plus the current and new one) and every edge a solve can use (per free
+    keyframe, the edges both ways to its previous and retrieved keyframes, and its anchors)."""
+    free = options.window + options.loop_keyframes
+    per_keyframe = 2 * (1 + options.retrieval_k) + options.anchor_edges
+    return free + 2, free * per_keyframe
 
 
 def _focal(points: Tensor) -> float:

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from recon4d.geometry.sim3 import DOF, sim3_exp, sim3_inverse
 from recon4d.slam.mast3r_matching import identity_pixels
+from recon4d.slam.mast3r_store import DenseField, Paged, SpillStore
 from recon4d.slam.mast3r_tracking import (
     Residuals,
     cholesky_step,
@@ -36,17 +37,20 @@ from recon4d.slam.mast3r_tracking import (
 STEP_TOL = 1e-8
 
 
-@dataclass
-class GraphEdge:
+class GraphEdge(Paged):
     """Keyframe a's pixels `pix_a` (M,) matched to keyframe b's pixels `pix_b` (M,), flat
     indices into the keyframes' pointmaps, with weights sqrt(Q) (M,). The stream stores int32
-    indices and float32 weights (every edge is kept for the loop edges' old endpoints)."""
+    indices and float32 weights (every edge is kept for the loop edges' old endpoints) and may
+    spill them to disk (`DenseField`s, `recon4d.slam.mast3r_store`)."""
 
-    a: int
-    b: int
-    pix_a: Tensor
-    pix_b: Tensor
-    weight: Tensor
+    pix_a = DenseField()
+    pix_b = DenseField()
+    weight = DenseField()
+
+    def __init__(self, a: int, b: int, pix_a: Tensor, pix_b: Tensor, weight: Tensor) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+        self.pix_a, self.pix_b, self.weight = pix_a, pix_b, weight
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,10 @@ class PoseGraph:
 
     def __init__(self, window: int = 10, iters: int = 10, loop_gap: int = 5,
                  calib: Calibration | None = None, loop_keyframes: int = 5,
-                 anchor_edges: int = 4) -> None:
+                 anchor_edges: int = 4, edge_store: SpillStore | None = None) -> None:
         self.window, self.iters, self.loop_gap, self.calib = window, iters, loop_gap, calib
         self.loop_keyframes, self.anchor_edges = loop_keyframes, anchor_edges
+        self.edge_store = edge_store
         self.poses: list[Tensor] = []
         self.edges: list[GraphEdge] = []
         self._by_keyframe: dict[int, list[int]] = defaultdict(list)
@@ -100,8 +105,10 @@ class PoseGraph:
         return len(self.poses) - 1
 
     def add_edge(self, edge: GraphEdge) -> None:
-        """Add one direction of an edge."""
+        """Add one direction of an edge (its per-pixel data to `edge_store` when given)."""
         self.edges.append(edge)
+        if self.edge_store is not None:
+            self.edge_store.add(edge)
         for k in {edge.a, edge.b}:
             self._by_keyframe[k].append(len(self.edges) - 1)
 

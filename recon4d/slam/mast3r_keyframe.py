@@ -4,17 +4,15 @@ Sim(3) pose world <- keyframe."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from recon4d.errors import InputError
+from recon4d.slam.mast3r_store import DenseField, Paged
 
 
-@dataclass
-class Keyframe:
+class Keyframe(Paged):
     """Frame `index` kept as a keyframe; maps are H x W [x C] tensors on one device.
 
     `points` is the canonical pointmap in the keyframe's camera, `conf_sum` the per-pixel sum C
@@ -23,15 +21,21 @@ class Keyframe:
     map); `pose_c2w` (4, 4) is the Sim(3) world <- keyframe (`recon4d.geometry.sim3`). Its
     descriptors are not kept: edges and tracking match fresh decoder outputs, and retrieval keeps
     one global descriptor (which keeps a keyframe at 20 bytes a pixel instead of 120).
+
+    The image and the maps are `DenseField`s: in a stream they may be spilled to disk
+    (`recon4d.slam.mast3r_store`); index, count and pose always stay in RAM.
     """
 
-    index: int
-    image: np.ndarray
-    points: Tensor
-    conf_sum: Tensor
-    count: int
-    movers: Tensor
-    pose_c2w: Tensor
+    image = DenseField()
+    points = DenseField()
+    conf_sum = DenseField()
+    movers = DenseField()
+
+    def __init__(self, index: int, image: np.ndarray, points: Tensor, conf_sum: Tensor,
+                 count: int, movers: Tensor, pose_c2w: Tensor) -> None:
+        super().__init__()
+        self.index, self.count, self.pose_c2w = index, count, pose_c2w
+        self.image, self.points, self.conf_sum, self.movers = image, points, conf_sum, movers
 
     @classmethod
     def from_prediction(cls, index: int, image: np.ndarray, pred: dict[str, Tensor],

@@ -13,7 +13,6 @@ descriptors, `desc_conf` (H, W) >= 0; float32 on the source's device.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -23,6 +22,7 @@ from recon4d.errors import InputError
 from recon4d.inference.engine import has_encoder, resolve_device
 from recon4d.models.network import view_true_shape
 from recon4d.models.precision import autocast_context
+from recon4d.slam.mast3r_store import DenseField, Paged
 
 PRED_KEYS = ("pts3d", "conf", "desc", "desc_conf")
 
@@ -38,14 +38,18 @@ class SlamPairSource(Protocol):
         doc)."""
 
 
-@dataclass
-class FrameCode:
+class FrameCode(Paged):
     """A frame's encoder tokens (1, T, enc_dim) after enc_norm, positions (1, T, 2), and its
-    true shape (1, 2) as (H, W)."""
+    true shape (1, 2) as (H, W); `DenseField`s, so the stream may spill keyframes' codes
+    (`recon4d.slam.mast3r_store`)."""
 
-    feat: Tensor
-    pos: Tensor
-    true_shape: Tensor
+    feat = DenseField()
+    pos = DenseField()
+    true_shape = DenseField()
+
+    def __init__(self, feat: Tensor, pos: Tensor, true_shape: Tensor) -> None:
+        super().__init__()
+        self.feat, self.pos, self.true_shape = feat, pos, true_shape
 
 
 def _single(pred: dict[str, Tensor], points_key: str) -> dict[str, Tensor]:

@@ -1,0 +1,165 @@
+"""Span refinement of the MASt3R-style SLAM's frame poses: a frame is tracked against one
+keyframe only (spec §6), and its error grows with its distance from that keyframe. When the next
+keyframe B arrives, the frames tracked against the previous keyframe A are decoded against both
+A and B again and each gets one pose minimising both sets of tracking residuals (Huber IRLS
+Gauss-Newton over the frame's world pose, keyframe poses held).
+
+Each pair's prediction has its own scale, so the frame's points from the (f, B) run are first
+brought to the (f, A) run's scale (the ratio of the Sim(3) scales solved against B alone and
+tracked against A). The frames are matched against B newest first, each search starting at
+the newer frame's matches, as tracking does forwards. At the end of the stream the newest frame
+stands in for B (`finish`). At most `max_frames` (the newest) frames of a span are buffered, so
+the extra work per frame is bounded: two decoder runs, two matchings and two solves, paid when
+B arrives.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recon4d.geometry.sim3 import (
+    nearest_sim3,
+    sim3_adjoint,
+    sim3_inverse,
+    sim3_scale,
+)
+from recon4d.slam.mast3r_keyframe import Keyframe
+from recon4d.slam.mast3r_matching import match_keyframe, sample_points
+from recon4d.slam.mast3r_network import SlamPairSource
+from recon4d.slam.mast3r_tracking import (
+    Residuals,
+    frame_residuals,
+    gauss_newton_sim3,
+    plausible_sim3,
+    static_pixels,
+    usable_matches,
+)
+
+WorldResiduals = Callable[[Tensor], Residuals]
+
+
+@dataclass
+class SpanFrame:
+    """A buffered frame: its stream index, code, mover mask (or None) and Sim(3) pose
+    keyframe A <- frame as tracked."""
+
+    index: int
+    code: Any
+    movers: Tensor | None
+    T_af: Tensor
+
+
+def keyframe_residuals(source: SlamPairSource, frame: SpanFrame, keyframe: Keyframe,
+                       code_k: Any, intrinsics: Tensor | None = None,
+                       init: Tensor | None = None
+                       ) -> tuple[WorldResiduals, Tensor, float]:
+    """Tracking residuals of `frame` against `keyframe` as a function of the frame's world
+    Sim(3) pose (Jacobians for left steps of it), from a fresh decoder run; also the matches'
+    frame pixels (H, W, 2) to start the next search and the usable match fraction (of the
+    keyframe's non-mover pixels, as in tracking)."""
+    pred_f, pred_k = source.decode(frame.code, code_k)
+    points_f = pred_f["pts3d"]
+    matches = match_keyframe(points_f, pred_k["pts3d"], pred_f["desc"], pred_k["desc"],
+                             init=init, exclude_f=frame.movers, exclude_k=keyframe.movers)
+    weight, _, usable = usable_matches(matches, pred_f, pred_k, keyframe.average_conf())
+    keep = usable.nonzero()[:, 0]
+    uv_f = matches.position.reshape(-1, 2)[keep]
+    relative = frame_residuals(keyframe.points.reshape(-1, 3)[keep],
+                               sample_points(points_f, uv_f), keep, uv_f, weight[keep],
+                               tuple(points_f.shape[:2]), intrinsics)
+    device = points_f.device
+    to_keyframe = sim3_inverse(nearest_sim3(keyframe.pose_c2w.to(device, torch.float64)))
+    adjoint = sim3_adjoint(to_keyframe)
+
+    def world(pose: Tensor) -> Residuals:
+        res = relative(to_keyframe @ pose.to(device))
+        return Residuals(res.r, res.jac @ adjoint, res.sqrt_info)
+
+    fraction = float(usable.sum()) / static_pixels(keyframe.movers)
+    return world, matches.pixels(points_f.shape[1]), fraction
+
+
+def _rescaled(residuals: WorldResiduals, scale: float) -> WorldResiduals:
+    """`residuals` of frame points multiplied by `scale` first (pose T -> T diag(s, s, s, 1))."""
+    def scaled(pose: Tensor) -> Residuals:
+        factor = torch.tensor([scale, scale, scale, 1.0], dtype=pose.dtype,
+                              device=pose.device)
+        return residuals(pose * factor)
+    return scaled
+
+
+def _joined(*parts: WorldResiduals) -> WorldResiduals:
+    def joined(pose: Tensor) -> Residuals:
+        res = [part(pose) for part in parts]
+        return Residuals(torch.cat([r.r for r in res]), torch.cat([r.jac for r in res]),
+                         torch.cat([r.sqrt_info for r in res]))
+    return joined
+
+
+class SpanRefiner:
+    """The frames tracked against the current keyframe (at most `max_frames`, the newest), and
+    their refinement once the next keyframe arrives (module doc)."""
+
+    def __init__(self, source: SlamPairSource, max_frames: int,
+                 intrinsics: Tensor | None = None, min_valid: float = 0.05) -> None:
+        self.source, self.max_frames = source, max_frames
+        self.intrinsics, self.min_valid = intrinsics, min_valid
+        self.frames: deque[SpanFrame] = deque(maxlen=max(1, max_frames))
+
+    def add(self, frame: SpanFrame) -> None:
+        """Buffer a frame tracked against the current keyframe (the oldest leaves when full)."""
+        if self.max_frames > 0:
+            self.frames.append(frame)
+
+    def clear(self) -> None:
+        """Forget the buffered frames (a new span starts, or tracking was lost)."""
+        self.frames.clear()
+
+    def refine(self, keyframe_a: Keyframe, code_a: Any, keyframe_b: Keyframe, code_b: Any
+               ) -> list[tuple[int, Tensor]]:
+        """(frame index, refined Sim(3) keyframe A <- frame) of each buffered frame tracked
+        against `keyframe_a` that also tracks against the next keyframe `keyframe_b` (newest
+        first), at the keyframes' current poses; the buffer is then empty. A frame whose match
+        against B is too weak or whose solve is implausible keeps its pose."""
+        refined, init = [], None
+        pose_a = nearest_sim3(keyframe_a.pose_c2w.double())
+        for frame in reversed(self.frames):
+            to_b, init, fraction = keyframe_residuals(self.source, frame, keyframe_b, code_b,
+                                                      self.intrinsics, init)
+            if fraction < self.min_valid:
+                continue
+            start = pose_a @ frame.T_af.to(pose_a)
+            alone, _ = gauss_newton_sim3(to_b, start)
+            if not plausible_sim3(sim3_inverse(start) @ alone):
+                continue
+            to_a, _, _ = keyframe_residuals(self.source, frame, keyframe_a, code_a,
+                                            self.intrinsics)
+            ratio = float(sim3_scale(alone) / sim3_scale(start))
+            pose, _ = gauss_newton_sim3(_joined(to_a, _rescaled(to_b, ratio)), start)
+            if plausible_sim3(sim3_inverse(start) @ pose):
+                refined.append((frame.index, nearest_sim3(sim3_inverse(pose_a) @ pose)))
+        self.clear()
+        return refined
+
+    def finish(self, keyframe_a: Keyframe, code_a: Any) -> list[tuple[int, Tensor]]:
+        """At the end of the stream, with no next keyframe to come: `refine` the buffered frames
+        against `keyframe_a` and the newest buffered frame, which stands in for keyframe B as a
+        tracked frame becomes one (its prediction from the run against A, whose scale its
+        tracked pose carries; that pose stays as it is; never written)."""
+        if len(self.frames) < 2:
+            self.clear()
+            return []
+        last = self.frames.pop()
+        pred, _ = self.source.decode(last.code, code_a)
+        device = pred["pts3d"].device
+        pose = nearest_sim3(keyframe_a.pose_c2w.double()).to(device) @ last.T_af.to(device)
+        stand_in = Keyframe.from_prediction(last.index, np.zeros((0, 0, 3), np.uint8), pred,
+                                            pose, last.movers)
+        return self.refine(keyframe_a, code_a, stand_in, last.code)
