@@ -62,27 +62,31 @@ class KeyframeDatabase:
 
     def __init__(self, min_score: float | None = None) -> None:
         self.min_score = COSINE_MIN_SCORE if min_score is None else min_score
-        self._rows: list[Tensor] = []
-        self._matrix: Tensor | None = None
+        self._matrix = torch.zeros(0, 0)  # rows 0..count-1 used; grown by doubling
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
 
     def describe(self, code: Any, desc: Tensor) -> Tensor:
         """(D,) unit global descriptor of a frame (`encoder_tokens` pooled)."""
         return pooled_descriptors(encoder_tokens(code, desc).detach().cpu())[0]
 
     def add(self, descriptor: Tensor) -> None:
-        """Append the next keyframe's (D,) descriptor."""
-        self._rows.append(descriptor.float())
-        self._matrix = None
+        """Append the next keyframe's (D,) descriptor (one copy, in a matrix grown by
+        doubling, so adding and querying stay O(D) and O(N D))."""
+        if self._count == len(self._matrix):
+            grown = torch.zeros(max(16, 2 * self._count), len(descriptor))
+            if self._count:
+                grown[:self._count] = self._matrix[:self._count]
+            self._matrix = grown
+        self._matrix[self._count] = descriptor.float()
+        self._count += 1
 
     def query(self, descriptor: Tensor, k: int,
               exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
         """Up to `k` (keyframe id, cosine similarity) at least `min_score`, best first."""
-        if not self._rows:
+        if not self._count:
             return []
-        if self._matrix is None:
-            self._matrix = torch.stack(self._rows)
-        scores = similarity(descriptor[None].float(), self._matrix)[0]
+        scores = similarity(descriptor[None].float(), self._matrix[:self._count])[0]
         return best_scores(scores, k, self.min_score, exclude)
