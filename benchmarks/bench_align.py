@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from process_memory import measured, run_child
+from scene_scores import camera_and_depth_scores
 
 TARGETS = {"ate_pct": 1.0, "focal_pct": 2.0, "abs_rel": 0.03}
 
@@ -39,18 +40,6 @@ def child(solver: str, preds_path: str, out_path: str, threads: int) -> None:
         scene = global_align(preds, solver=solver)
     np.savez(out_path, poses=scene.poses_c2w, intrinsics=scene.intrinsics, depths=scene.depths,
              **stats)
-
-
-def _metrics(result: dict[str, np.ndarray], scene) -> dict[str, float]:
-    from recon4d.eval import depth_metrics, pose_metrics
-
-    gt = scene.poses_c2w
-    path = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
-    ate = pose_metrics(result["poses"], gt, align="sim3")["ate"]
-    focal = np.median(np.abs(result["intrinsics"][:, 0, 0] / scene.intrinsics[:, 0, 0] - 1))
-    abs_rel = depth_metrics(result["depths"], scene.depth, align="median")["abs_rel"]
-    return {"ate_pct": 100 * ate / path, "focal_pct": 100 * float(focal),
-            "abs_rel": float(abs_rel)}
 
 
 def run_case(frames: int, graph: str, solvers: list[str], args: argparse.Namespace,
@@ -73,7 +62,7 @@ def run_case(frames: int, graph: str, solvers: list[str], args: argparse.Namespa
         res = run_child(__file__, [solver, str(preds_path)], args.threads)
         row = {"frames": frames, "graph": graph, "edges": len(preds), "solver": solver,
                "wall_s": float(res["wall_s"]), "peak_mb": float(res["peak_growth"]) / 2**20,
-               **_metrics(res, scene)}
+               **camera_and_depth_scores(res, scene)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from process_memory import measured, run_child
+from scene_scores import camera_and_depth_scores
 
 TARGETS = {"ate_pct": 1.0, "focal_pct": 2.0}
 DYNAMIC_RATIO = 1.5  # ATE with true masks <= this x the frozen twin's
@@ -109,18 +110,6 @@ def child(method: str, preds_path: str, masks_path: str, matches: str, out_path:
              schedule_cpu=schedule_cpu, **stats)
 
 
-def _metrics(result: dict[str, np.ndarray], scene) -> dict[str, float]:
-    from recon4d.eval import depth_metrics, pose_metrics
-
-    gt = scene.poses_c2w
-    path = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
-    ate = pose_metrics(result["poses"], gt, align="sim3")["ate"]
-    focal = np.median(np.abs(result["intrinsics"][:, 0, 0] / scene.intrinsics[:, 0, 0] - 1))
-    abs_rel = depth_metrics(result["depths"], scene.depth, align="median")["abs_rel"]
-    return {"ate_pct": 100 * ate / path, "focal_pct": 100 * float(focal),
-            "abs_rel": float(abs_rel)}
-
-
 def _inputs(variant: str, frames: int, graph: str, args: argparse.Namespace, tmp: Path):
     """The scene of one row and the paths of its saved predictions and masks ("-": none)."""
     from recon4d.inference import infer_pairs, make_pairs
@@ -153,7 +142,7 @@ def run_case(frames: int, graph: str, variant: str, args: argparse.Namespace,
                "method": method, "match_cpu": match_cpu,
                "align_cpu": float(res["cpu_s"]) - match_cpu,
                "schedule_cpu": float(res["schedule_cpu"]), "wall_s": float(res["wall_s"]),
-               "peak_mb": float(res["peak_growth"]) / 2**20, **_metrics(res, scene)}
+               "peak_mb": float(res["peak_growth"]) / 2**20, **camera_and_depth_scores(res, scene)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
