@@ -1,27 +1,29 @@
-"""Sharded pair inference on Ray: speed-up with 1 and 2 actors over the single-process run.
+"""Sharded pair inference on Ray: start-up and pair phase with 1 and 2 actors against one process.
 
-One synthetic video (`--frames`, complete graph: F(F-1) pairs) at `--size`, through a
-random-weight network of the DUSt3R architecture (ViT-S encoder, 6-block decoder, linear head
-by default; weights seeded so every actor holds the same network), in one run, side by side:
-- `single`: `infer_pairs` in this process with torch's default threads (all cores);
+One synthetic video (`--frames`, pair graph `--graph`, default complete: F(F-1) pairs) at
+`--size`, through a random-weight network of the DUSt3R architecture (ViT-S encoder, 6-block
+decoder, linear head; weights seeded so every actor holds the same network), run three ways:
+- `single`: in this process with torch's default threads (all cores);
 - `ray-1`: `run_sharded` with one actor of all cores (`--worker-cpus` = cores);
 - `ray-2`: two actors of half the cores each.
-Times are wall seconds of the whole call, actor start-up and network loading included (the
-local Ray instance itself is started once before); speed-up = single / sharded. Timings only:
-random weights give no result worth looking at.
+Each run is split in two phases. Start-up: building the network and loading the frames (the
+single process), or starting the actors' processes and doing the same in each, and planning
+the batches (`run_sharded`'s `timings`; the local Ray instance itself is started once before).
+Pair phase: running the network on every pair until the last prediction is in the driver.
+Speed-ups are single / sharded, of the pair phase and of the whole call. Timings only: random
+weights give no result worth looking at.
 
-On this kind of machine (a few shared CPU cores) expect no gain: the single process already
-keeps every core busy with torch's threads, and each actor pays its own start-up (a fresh
-Python process importing torch, loading the weights, encoding its frames). The point of
-sharding is a GPU cluster: with one actor per GPU (`recon4d infer --workers N --device cuda
---ray ADDRESS`), each GPU runs its contiguous share of the pairs and only the predictions
-travel back, so for graphs of thousands of pairs (where start-up, a few seconds per actor, is
-small against minutes of inference) the pair throughput should grow almost linearly with the
-number of GPUs, until the driver's network link or its writing of the predictions (about 1 MB
-per 512x384 pair, more with MASt3R descriptors) becomes the limit; a `PairStore` sink keeps the
-driver's memory bounded then.
+On a machine of a few CPU cores expect no gain: the single process already keeps every core
+busy with torch's threads, and each actor pays its own start-up (a fresh Python process
+importing torch, building the network, loading the frames). The point of sharding is a GPU
+cluster: with one actor per GPU (`recon4d infer --workers N --device cuda --ray ADDRESS`), each
+GPU runs its contiguous share of the pairs and only the predictions travel back, so the pair
+phase should speed up almost linearly with the number of GPUs, until the driver's network link
+or its writing of the predictions (about 1 MB per 512x384 pair, more with MASt3R descriptors)
+becomes the limit (a `PairStore` sink keeps the driver's memory bounded then); start-up, a few
+seconds to a minute per actor with a real checkpoint, is paid once in parallel.
 
-    python benchmarks/bench_sharded_infer.py [--frames 8] [--size 224] [--repeats 1]
+    python benchmarks/bench_sharded_infer.py [--frames 32] [--size 224] [--graph complete]
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ import argparse
 import functools
 import os
 import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Seconds of one run's start-up and pair phase."""
+
+    startup: float
+    pairs: float
+
+    @property
+    def total(self) -> float:
+        return self.startup + self.pairs
 
 
 def random_network(size: int, network, source):
@@ -50,53 +65,69 @@ def random_network(size: int, network, source):
                          graph, source, network, torch.device("cpu"))
 
 
-def timed(fn) -> float:
+def run_single(load, source, batch_size: int) -> tuple[Phases, int]:
+    """(phases, number of pairs) of the single-process run."""
+    from recon4d.inference import infer_pairs
+
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    net = load(source)
+    ready = time.perf_counter()
+    infer_pairs(net.model, net.views, net.edges, batch_size=batch_size, progress=False)
+    return Phases(ready - start, time.perf_counter() - ready), len(net.edges)
+
+
+def run_ray(load, source, workers: int, cores: int) -> Phases:
+    """The phases of `run_sharded` on `workers` actors sharing the cores."""
+    from recon4d.cluster.sharded import run_sharded
+    from recon4d.options.batch import ShardOptions
+
+    timings: dict[str, float] = {}
+    options = ShardOptions(workers=workers, worker_cpus=max(1, cores // workers))
+    run_sharded(source, load, options, progress=False, timings=timings)
+    return Phases(timings["startup"], timings["pairs"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=1, help="best of this many runs")
+    parser.add_argument("--graph", default="complete")
+    parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
 
     import ray
     import torch
 
-    from recon4d.cluster.sharded import run_sharded
-    from recon4d.inference import infer_pairs
     from recon4d.io import FrameSource
     from recon4d.options import NetworkOptions
-    from recon4d.options.batch import ShardOptions
     from recon4d.synthetic import generate_scene
 
     cores = os.cpu_count() or 1
-    scene = generate_scene(frames=args.frames, width=args.size, height=args.size * 3 // 4,
-                           movers=1, seed=0)
+    height = args.size * 3 // 4
+    scene = generate_scene(frames=args.frames, width=args.size, height=height, movers=1, seed=0)
     source = FrameSource("synthetic", list(scene.rgb), [f"{i}.png" for i in range(args.frames)])
-    network = NetworkOptions(graph="complete", batch_size=4)
+    network = NetworkOptions(graph=args.graph, batch_size=args.batch_size)
     load = functools.partial(random_network, args.size, network)
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
              object_store_memory=256 << 20)
     try:
-        net = load(source)
-        runs = {"single": lambda: infer_pairs(net.model, net.views, net.edges, batch_size=4,
-                                              progress=False)}
+        runs = {}
+        runs["single"], pairs = run_single(load, source, args.batch_size)
         for workers in (1, 2):
-            options = ShardOptions(workers=workers, worker_cpus=max(1, cores // workers))
-            runs[f"ray-{workers}"] = functools.partial(run_sharded, source, load, options,
-                                                       progress=False)
-        best = {name: min(timed(fn) for _ in range(args.repeats)) for name, fn in runs.items()}
+            runs[f"ray-{workers}"] = run_ray(load, source, workers, cores)
     finally:
         ray.shutdown()
-    print(f"{len(net.edges)} pairs of {args.size}x{args.size * 3 // 4} on {cores} CPU cores "
-          f"(torch {torch.__version__}, ray {ray.__version__})")
-    print(f"{'run':<8} {'seconds':>8} {'speed-up':>9}")
-    for name, seconds in best.items():
-        print(f"{name:<8} {seconds:8.2f} {best['single'] / seconds:9.2f}")
+    print(f"{pairs} pairs ({args.graph}, {args.frames} frames) of {args.size}x{height} on "
+          f"{cores} CPU cores, load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after (torch {torch.__version__}, ray {ray.__version__})")
+    single = runs["single"]
+    print("| run | start-up s | pair phase s | pairs/s | pair speed-up | total s | "
+          "total speed-up |\n|---|---|---|---|---|---|---|")
+    for name, phases in runs.items():
+        print(f"| {name} | {phases.startup:.2f} | {phases.pairs:.2f} | "
+              f"{pairs / phases.pairs:.2f} | {single.pairs / phases.pairs:.2f} | "
+              f"{phases.total:.2f} | {single.total / phases.total:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Sharded pair inference on a real local Ray instance: the same predictions, bit for bit, as a
 single-process run with as many torch threads (tiny golden checkpoint through `recon4d infer
---workers 2`, and the synthetic oracle through the library), in edge order."""
+--workers 1` and `--workers 2`, and the synthetic oracle through the library), in edge order."""
 
 from __future__ import annotations
 
@@ -50,13 +50,18 @@ def test_sharded_infer_writes_the_single_process_file(ray_local, scene_dir, tmp_
     flags = [str(scene_dir / "rgb"), "--weights", str(MAST3R), "--size", "64", "--graph",
              "swin-2", "--batch-size", "3", "--device", "cpu"]
     assert main(["infer", *flags, "--out", str(tmp_path / "single")]) == 0
-    assert main(["infer", *flags, "--out", str(tmp_path / "sharded"), "--workers", "2"]) == 0
     single = npz_arrays(tmp_path / "single" / "predictions.npz")
-    sharded = npz_arrays(tmp_path / "sharded" / "predictions.npz")
-    assert sorted(sharded) == sorted(single) and "pred1/desc" in single
-    for key, value in single.items():
-        assert sharded[key].dtype == value.dtype and sharded[key].shape == value.shape, key
-        assert np.array_equal(sharded[key], value, equal_nan=value.dtype.kind == "f"), key
+    assert {"view1/idx", "view2/idx", "pred1/desc", "pred2/pts3d_in_other_view"} <= set(single)
+    for workers in ("1", "2"):
+        out = tmp_path / f"sharded-{workers}"
+        assert main(["infer", *flags, "--out", str(out), "--workers", workers]) == 0
+        sharded = npz_arrays(out / "predictions.npz")
+        assert sorted(sharded) == sorted(single), workers
+        for key, value in single.items():  # every array, the edges (view1/2 idx) included
+            assert sharded[key].dtype == value.dtype, (workers, key)
+            assert sharded[key].shape == value.shape, (workers, key)
+            assert np.array_equal(sharded[key], value, equal_nan=value.dtype.kind == "f"), (
+                workers, key)
 
 
 def oracle_network(network: NetworkOptions, source: FrameSource) -> LoadedNetwork:
@@ -72,8 +77,10 @@ def test_sharded_oracle_predictions_equal_the_truth_in_edge_order(ray_local, sce
     network = NetworkOptions(graph="complete", batch_size=4)
     scene = load_scene(scene_dir)
     source = FrameSource(str(scene_dir), list(scene.rgb), [f"{i}.png" for i in range(5)])
+    timings: dict[str, float] = {}
     run = run_sharded(source, functools.partial(oracle_network, network),
-                      ShardOptions(workers=2), progress=False)
+                      ShardOptions(workers=2), progress=False, timings=timings)
+    assert sorted(timings) == ["pairs", "startup"]  # the benchmark's two phases
     oracle = OracleModel(scene)
     expected = infer_pairs(oracle, oracle.views(), run.predictions.edges, batch_size=4,
                            progress=False)

@@ -4,9 +4,10 @@ Every task runs the job in-process in a Ray worker (`run_job(job, argv)`, the jo
 line entry, supplied by `recon4d.commands.batch_run`), with `--out DIR/<input name>`. An output
 folder holding a `scene.json` of the same job is complete (the jobs write their folders
 atomically, so there are no half-written ones) and its input is skipped: a rerun resumes. A
-task whose worker dies, or that raises an unexpected error, is run again up to `retries` times;
-a Recon4dError (a corrupt video, a bad checkpoint) names a bad input, is deterministic and is
-reported at once. The other tasks go on either way.
+failed task (an error, or a worker that died) is submitted again by the driver, up to `retries`
+more times, then reported with its last error and its number of attempts; the other tasks go
+on either way. The driver counts the attempts (Ray's own retries are off), so the summary says
+exactly how often each input ran.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recon4d.cluster.batch_eval import evaluate_batch
+from recon4d.cluster.batch_eval import evaluate_batch, find_benchmark
 from recon4d.cluster.ray_runtime import error_line, ray_session, require_resources
 from recon4d.cluster.spec import BatchSpec, option_argv
 from recon4d.cluster.summary import SUMMARY_FILE, TaskResult, write_summary_csv
-from recon4d.errors import Recon4dError
 from recon4d.eval.report import write_report_json
 from recon4d.io.atomic import check_output_file
 from recon4d.io.layout import METRICS_FILE
@@ -52,21 +52,26 @@ def is_complete(folder: Path, job: str) -> bool:
 
 
 def task_argv(spec: BatchSpec, item: Path, out: Path) -> list[str]:
-    """The job's command line for one input (absolute paths, so any worker can run it)."""
-    source = [] if spec.source == "input" else [f"--{spec.source}"]
-    return [*source, str(item.absolute()), "--out", str(out.absolute()),
-            *option_argv(spec.options)]
+    """The job's command line for one input (absolute paths, so any worker can run it); a
+    benchmark sequence given as INPUT passes its frames folder. InputError for an input that
+    is a benchmark folder of several sequences."""
+    if spec.source == "input":
+        bench = find_benchmark(item)
+        source = [str((bench.frames if bench else item).absolute())]
+    else:
+        source = [f"--{spec.source}", str(item.absolute())]
+    return [*source, "--out", str(out.absolute()), *option_argv(spec.options)]
 
 
-def run_input(run_job: JobRunner, job: str, argv: list[str]) -> tuple[str, float, str]:
-    """The Ray task: (status, seconds, error) of one run of the job; a Recon4dError is a
-    result (not retried), anything else propagates (Ray retries it)."""
+def run_input(run_job: JobRunner, job: str, argv: list[str]) -> tuple[float, str | None]:
+    """The Ray task: (seconds, error) of one run of the job, error None on success and otherwise
+    the line the summary shows. A worker that dies raises on the driver instead."""
     start = time.perf_counter()
     try:
         run_job(job, argv)
-    except Recon4dError as exc:
-        return "failed", time.perf_counter() - start, error_line(exc)
-    return "done", time.perf_counter() - start, ""
+    except Exception as exc:  # any failure is a result: the driver decides on a retry
+        return time.perf_counter() - start, error_line(exc)
+    return time.perf_counter() - start, None
 
 
 def run_batch(spec: BatchSpec, out_dir: str | Path, run_job: JobRunner,
@@ -76,6 +81,8 @@ def run_batch(spec: BatchSpec, out_dir: str | Path, run_job: JobRunner,
     opts = options or BatchOptions()
     out_dir = Path(out_dir)
     check_output_file(out_dir / SUMMARY_FILE)
+    argvs = [task_argv(spec, item, out_dir / spec.output_name(item))
+             for item in spec.inputs]  # checks every input before any task starts
     results: dict[int, TaskResult] = {}
     todo = []
     for k, item in enumerate(spec.inputs):
@@ -91,14 +98,10 @@ def run_batch(spec: BatchSpec, out_dir: str | Path, run_job: JobRunner,
             require_resources(ray, {"CPU": resources.cpus, "GPU": resources.gpus,
                                     "memory": resources.memory or 0},
                               f"{spec.path}: each task")
-            task = ray.remote(run_input).options(max_retries=opts.retries,
-                                                 retry_exceptions=True,
+            task = ray.remote(run_input).options(max_retries=0, retry_exceptions=False,
                                                  **resources.ray_options())
-            pending = {task.remote(run_job, spec.job,
-                                   task_argv(spec, spec.inputs[k],
-                                             out_dir / spec.output_name(spec.inputs[k]))): k
-                       for k in todo}
-            results.update(_collect(ray, pending, spec))
+            results.update(_collect(ray, lambda k: task.remote(run_job, spec.job, argvs[k]),
+                                    todo, spec, opts.retries))
     ordered = [results[k] for k in range(len(spec.inputs))]
     write_summary_csv(out_dir / SUMMARY_FILE, ordered)
     metrics = evaluate_batch(spec, out_dir, ordered)
@@ -107,8 +110,13 @@ def run_batch(spec: BatchSpec, out_dir: str | Path, run_job: JobRunner,
     return BatchReport(ordered, metrics)
 
 
-def _collect(ray, pending: dict, spec: BatchSpec) -> dict[int, TaskResult]:
-    """Results of the submitted tasks as they finish; on an interruption the rest are cancelled."""
+def _collect(ray, submit: Callable[[int], object], todo: list[int], spec: BatchSpec,
+             retries: int) -> dict[int, TaskResult]:
+    """Run the inputs `todo` (indices into spec.inputs) as tasks of `submit`, each failed one
+    again up to `retries` times; their results as they finish. On an interruption the running
+    tasks are cancelled."""
+    pending = {submit(k): k for k in todo}
+    attempts = dict.fromkeys(todo, 1)
     found: dict[int, TaskResult] = {}
     try:
         while pending:
@@ -116,13 +124,18 @@ def _collect(ray, pending: dict, spec: BatchSpec) -> dict[int, TaskResult]:
             k = pending.pop(ref)
             item = str(spec.inputs[k])
             try:
-                status, seconds, error = ray.get(ref)
-                found[k] = TaskResult(item, status, seconds, error)
-            except Exception as exc:  # the worker died or the task raised, retries spent
-                found[k] = TaskResult(item, "failed", None, error_line(exc))
-            result = found[k]
-            print(f"[{len(found)}/{len(found) + len(pending)}] {item}: {result.status}"
-                  + (f" ({result.error})" if result.error else ""))
+                seconds, error = ray.get(ref)
+            except Exception as exc:  # the worker died (killed, out of memory) or Ray failed
+                seconds, error = None, error_line(exc)
+            if error is not None and attempts[k] <= retries:
+                print(f"{item}: attempt {attempts[k]} failed ({error}); running it again")
+                attempts[k] += 1
+                pending[submit(k)] = k
+                continue
+            found[k] = TaskResult(item, "done" if error is None else "failed", attempts[k],
+                                  seconds, error or "")
+            print(f"[{len(found)}/{len(todo)}] {item}: {found[k].status}"
+                  + ("" if error is None else f" ({error}; attempts: {attempts[k]})"))
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)

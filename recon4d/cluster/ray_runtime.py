@@ -4,6 +4,7 @@ task errors into the user's error."""
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -12,6 +13,7 @@ from recon4d.options.batch import RayOptions
 
 INSTALL_HINT = "pip install 'recon4d[cluster]'"
 LOCAL_OBJECT_STORE_BYTES = 256 << 20  # the pair batches streamed back are small
+CONNECT_SECONDS = 5.0  # how long --ray's address may take to accept a connection
 
 
 def require_ray() -> ModuleType:
@@ -34,14 +36,43 @@ def ray_session(options: RayOptions) -> Iterator[ModuleType]:
         yield ray
         return
     if options.ray is not None:
-        ray.init(address=options.ray, log_to_driver=False)
+        _connect(ray, options.ray)
     else:
-        ray.init(num_cpus=options.local_cpus, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        # "local": a new instance even where `ray start` left a cluster running on this machine
+        # (plain ray.init() would join that one)
+        ray.init(address="local", num_cpus=options.local_cpus, include_dashboard=False,
+                 log_to_driver=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _connect(ray: ModuleType, address: str) -> None:
+    """Join the cluster at `address`, or an OptionError saying what to check (at once when
+    nothing listens at a HOST:PORT address: Ray itself would retry for minutes)."""
+    _check_listening(address)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, ray.exceptions.RayError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OptionError(f"--ray {address}: no Ray cluster could be joined there ({reason}). "
+                          "Check that it runs (`ray status` on its head node); a cluster with "
+                          "token authentication also needs RAY_AUTH_MODE=token and its token "
+                          "(~/.ray/auth_token or RAY_AUTH_TOKEN) on this machine") from exc
+
+
+def _check_listening(address: str) -> None:
+    """OptionError when `address` (HOST:PORT or ray://HOST:PORT; `auto` is not checked) names a
+    port nobody answers on within CONNECT_SECONDS."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise OptionError(f"--ray {address}: nothing answers there ({exc}); start the cluster "
+                          "first (`ray start --head` on its head node)") from exc
 
 
 def require_resources(ray: ModuleType, need: dict[str, float], what: str) -> None:
@@ -67,8 +98,11 @@ def user_error(exc: BaseException) -> BaseException:
 
 
 def error_line(exc: BaseException) -> str:
-    """One line for the summary: the task's own message, or the first line of Ray's."""
+    """One line for the summary, never empty: the first line of a Recon4dError's message, else
+    the exception's type and first line (Ray's own errors included)."""
     error = user_error(exc)
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else ""
-    return text if isinstance(error, Recon4dError) else f"{type(error).__name__}: {text}"
+    if isinstance(error, Recon4dError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -13,6 +13,7 @@ so other thread counts round differently, by about 1e-6 relative).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -111,11 +112,14 @@ def split_batches(batches: list[np.ndarray], parts: int) -> list[list[np.ndarray
 
 
 def run_sharded(source: FrameSource, load: NetworkLoader, options: ShardOptions, *,
-                gpus: float = 0.0, sink: PairSink | None = None,
-                progress: bool = True) -> NetworkRun:
+                gpus: float = 0.0, sink: PairSink | None = None, progress: bool = True,
+                timings: dict[str, float] | None = None) -> NetworkRun:
     """Predict every pair of `source` on `options.workers` Ray actors (each `gpus` GPUs and
     `options.worker_cpus` CPUs), gathered as `run_network` returns them; with `sink`, each
-    batch goes there and the predictions hold empty pred dicts."""
+    batch goes there and the predictions hold empty pred dicts. A `timings` dict receives the
+    seconds of the two phases: `startup` (Ray, the actors' processes, network and frame loading,
+    the plan) and `pairs` (until the last prediction arrived)."""
+    start = time.perf_counter()
     try:
         with ray_session(options.ray) as ray:
             require_resources(ray, {"CPU": options.workers * options.worker_cpus,
@@ -127,6 +131,7 @@ def run_sharded(source: FrameSource, load: NetworkLoader, options: ShardOptions,
             source_ref = ray.put(source)
             ray.get([w.load.remote(load, source_ref, options.worker_cpus) for w in workers])
             plan = ray.get(workers[0].plan.remote())
+            ready = time.perf_counter()
             collector = PairCollector(plan.edges, plan.true_shape1, plan.true_shape2, sink)
             streams = [w.run.remote(chunk) for w, chunk in
                        zip(workers, split_batches(plan.batches, len(workers)), strict=True)
@@ -142,6 +147,8 @@ def run_sharded(source: FrameSource, load: NetworkLoader, options: ShardOptions,
                     collector.add(positions, pred1, pred2)
                     bar.update(len(positions))
                     streams.append(stream)
+            if timings is not None:
+                timings.update(startup=ready - start, pairs=time.perf_counter() - ready)
     except Recon4dError as exc:  # raised in an actor: Ray's wrapper around the user's error
         raise user_error(exc) from None
     preds = collector.predictions(plan.images)

@@ -11,24 +11,25 @@ from dataclasses import dataclass
 from recon4d.io.atomic import atomic_write_text
 
 SUMMARY_FILE = "batch_summary.csv"
-COLUMNS = ("input", "status", "seconds", "error")
+COLUMNS = ("input", "status", "attempts", "seconds", "error")
 STATUSES = ("done", "skipped", "failed")  # skipped: its output folder was already complete
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    """One input's outcome; `seconds` is the last attempt's run time (None when not run or
-    its worker died)."""
+    """One input's outcome: how many times it was run (0 when skipped), the last attempt's run
+    time (None when not run or its worker died) and, when it failed, the last attempt's error."""
 
     input: str
     status: str
+    attempts: int = 0
     seconds: float | None = None
     error: str = ""
 
-    def row(self) -> tuple[str, str, str, str]:
+    def row(self) -> tuple[str, str, str, str, str]:
         """The summary row (COLUMNS)."""
         seconds = "" if self.seconds is None else f"{self.seconds:.1f}"
-        return (self.input, self.status, seconds, self.error)
+        return (self.input, self.status, str(self.attempts), seconds, self.error)
 
 
 def format_summary(results: list[TaskResult]) -> str:

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "batch",
         description="Run one job (reconstruct, masks, slam or infer) over many inputs, one Ray "
                     "task per input, each writing its own output folder DIR/<input name> "
-                    "atomically. A rerun skips the inputs whose folder is complete; failed "
-                    "inputs are reported and the others go on. Ends with a summary table "
+                    "atomically. A rerun skips the inputs whose folder is complete; a failed "
+                    "task is run again up to --retries times, then reported with its error, "
+                    "and the others go on. Ends with a summary table "
                     "(also DIR/batch_summary.csv) and, for benchmark sequences, the `recon4d "
                     "eval` metrics (DIR/metrics.json). Needs Ray: pip install 'recon4d[cluster]'.")
     p.add_argument("spec", help="YAML file with job, inputs (paths or globs), source (input, "

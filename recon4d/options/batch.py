@@ -29,9 +29,8 @@ class RayOptions:
 class BatchOptions:
     """Every option of `recon4d batch`."""
 
-    retries: int = option(2, "runs of a task again after its worker died or it raised an "
-                          "unexpected error; errors that name a bad input (a corrupt video) "
-                          "are deterministic and reported at once")
+    retries: int = option(2, "runs of a failed task again (any error, or its worker died) "
+                          "before it is reported as failed with its last error")
     ray: RayOptions = dataclasses.field(default_factory=RayOptions)
 
     def __post_init__(self) -> None:
