@@ -50,13 +50,14 @@ def _stream(scene, views) -> tuple[np.ndarray, np.ndarray, dict]:
                                              "failed": len(result.failed)}
 
 
-def _offline(scene, views, graph: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def _offline(scene, views, graph: str, corruption=None) -> tuple[np.ndarray, np.ndarray, dict]:
     from recon4d.align import global_align
     from recon4d.eval.clouds import depth_to_world
     from recon4d.inference import infer_pairs, make_pairs
     from recon4d.synthetic import OracleModel
 
-    preds = infer_pairs(OracleModel(scene), views, make_pairs(len(views), graph), progress=False)
+    preds = infer_pairs(OracleModel(scene, corruption), views, make_pairs(len(views), graph),
+                        progress=False)
     aligned = global_align(preds)
     points = np.concatenate([depth_to_world(aligned.depths[i], aligned.intrinsics[i],
                                             aligned.poses_c2w[i], aligned.masks[i])

@@ -13,10 +13,12 @@ indices are v * W + u.
 
 Beside the integer pixel, a match keeps a sub-pixel position: the ray match's continuous
 position where the descriptor refinement lands within `AGREEMENT_PX` of it (the two agree up
-to the refinement's last steps), else the refined pixel. Tracking samples the frame's points
-there: the integer pixel alone is a quantisation error of up to a pixel on every match, which
-dominated the tracking error (per-frame ATE on the oracle, 24 frames at 96 x 64, seed 0:
-0.164 % -> 0.082 % of the path).
+to the refinement's last steps), else the refined pixel. Calibrated tracking samples the
+frame's points there: the integer pixel alone is a quantisation error of up to a pixel on every
+match, which dominated the tracking error (per-frame ATE on the oracle, 24 frames at 96 x 64,
+seed 0: 0.164 % -> 0.082 % of the path). Uncalibrated tracking does not use the frame position
+at all (its frame points are the pair's prediction of the keyframe pixels,
+`recon4d.slam.mast3r_tracking`), as even the sub-pixel position carries the pointmaps' noise.
 """
 
 from __future__ import annotations

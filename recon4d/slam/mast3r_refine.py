@@ -31,7 +31,7 @@ from recon4d.geometry.sim3 import (
     sim3_scale,
 )
 from recon4d.slam.mast3r_keyframe import Keyframe
-from recon4d.slam.mast3r_matching import match_keyframe, sample_points
+from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
 from recon4d.slam.mast3r_tracking import (
     Residuals,
@@ -70,10 +70,8 @@ def keyframe_residuals(source: SlamPairSource, frame: SpanFrame, keyframe: Keyfr
                              init=init, exclude_f=frame.movers, exclude_k=keyframe.movers)
     weight, _, usable = usable_matches(matches, pred_f, pred_k, keyframe.average_conf())
     keep = usable.nonzero()[:, 0]
-    uv_f = matches.position.reshape(-1, 2)[keep]
-    relative = frame_residuals(keyframe.points.reshape(-1, 3)[keep],
-                               sample_points(points_f, uv_f), keep, uv_f, weight[keep],
-                               tuple(points_f.shape[:2]), intrinsics)
+    relative = frame_residuals(keyframe.points.reshape(-1, 3)[keep], pred_f, pred_k, keep,
+                               matches.position.reshape(-1, 2)[keep], weight[keep], intrinsics)
     device = points_f.device
     to_keyframe = sim3_inverse(nearest_sim3(keyframe.pose_c2w.to(device, torch.float64)))
     adjoint = sim3_adjoint(to_keyframe)
