@@ -1,16 +1,17 @@
 """K-means in torch (k-means++ then Lloyd), and Easi3R's cluster refinement of the dynamic map.
 
 Conventions: points (M, D) float32 rows; N frames of h x w tokens; features (N, h, w, D);
-dynamic and refined maps (N, h, w). Nearest centres come from the scores |c|^2 - 2 x.c (|x|^2
-is the same for every centre), one fused matrix product per block of rows (`CenterScores`).
-The scores are kept between Lloyd steps and only the columns of centres that moved are
-recomputed: late steps move a few clusters, so on 115k x 1024 structureless tokens and 64
-centres a late step costs about one read of the points instead of a full product (the full
-product is ~0.16 CPU s). The cluster sums follow only the points whose label changed.
+dynamic and refined maps (N, h, w). Distances are computed block by block as
+|c|^2 - 2 x.c (|x|^2 is the same for every centre), one fused matrix product per block; a Lloyd
+step is one such pass over the points (the cost of k-means: ~0.16 CPU s per pass for 115k x 1024
+points and 64 centres), and the cluster sums follow only the points whose label changed.
 Bound-based pruning (Hamerly, Elkan) was measured and dropped: on 1024-d tokens without cluster
-structure the bounds still send 60-100% of the points to the full pass. Float32 products are
-rounded differently with other thread counts (and other product shapes), so near-tied labels,
-and hence the iteration count, can differ between machines.
+structure the bounds still send 60-100% of the points to the full pass. Keeping the scores
+between steps and recomputing only the columns of centres that moved was measured too (late
+steps move 2-50 of the 64): no gain, as a pass of a few columns still reads all the points
+(10.26 s against 10.16 s on the i.i.d. benchmark, quiet machine). Float32 products are
+rounded differently with other thread counts, so near-tied labels, and hence the iteration
+count, can differ between machines.
 
 Departures from the reference's scikit-learn KMeans (64 clusters, k-means++, Lloyd, 300
 iterations, tol 1e-4 x the mean feature variance, seed 42), each documented here:
@@ -74,39 +75,22 @@ def squared_distances(points: torch.Tensor, point_sq: torch.Tensor,
     return scores.add_(point_sq[:, None]).clamp_(min=0)
 
 
-class CenterScores:
-    """Scores |c|^2 - 2 x.c (M, k) of every point against every centre, kept between Lloyd steps.
+def nearest_center(points: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Index (M,) of each point's nearest centre (first one on ties).
 
-    |x|^2 is the same for every centre, so a row's smallest score names its nearest centre. Late
-    in Lloyd's loop only a few centres move (the clusters that gained or lost points), so only
-    their columns are recomputed: a pass costs |moved| / k of a full one, down to one read of the
-    points. Each block of rows is one fused matrix product.
+    Scores |c|^2 - 2 x.c (|x|^2 is the same for every centre) come from one fused matrix product
+    per row block into a reused buffer.
     """
-
-    def __init__(self, points: torch.Tensor, centers: torch.Tensor) -> None:
-        self.points = points
-        self.values = points.new_empty(len(points), len(centers))
-        self.update(centers, torch.arange(len(centers), device=points.device))
-
-    def update(self, centers: torch.Tensor, moved: torch.Tensor) -> None:
-        """Recompute the columns `moved` (indices) from the (k, D) `centers`."""
-        columns = centers[moved]
-        sq = columns.square().sum(dim=1)
-        full = len(moved) == self.values.shape[1]
-        block_out = None if full else self.points.new_empty(min(CHUNK_ROWS, len(self.points)),
-                                                            len(moved))
-        for rows in row_blocks(len(self.points)):
-            block = self.points[rows]
-            if full:
-                torch.addmm(sq, block, columns.T, alpha=-2, out=self.values[rows])
-            else:
-                out = block_out[:len(block)]
-                torch.addmm(sq, block, columns.T, alpha=-2, out=out)
-                self.values[rows].index_copy_(1, moved, out)
-
-    def nearest(self) -> torch.Tensor:
-        """Index (M,) of each point's nearest centre (first one on ties)."""
-        return self.values.min(dim=1).indices
+    labels = torch.empty(len(points), dtype=torch.long, device=points.device)
+    center_sq = centers.square().sum(dim=1)
+    scores = points.new_empty(min(CHUNK_ROWS, len(points)), len(centers))
+    best = points.new_empty(len(scores))
+    for rows in row_blocks(len(points)):
+        block = points[rows]
+        n = len(block)
+        torch.addmm(center_sq, block, centers.T, alpha=-2, out=scores[:n])
+        torch.min(scores[:n], dim=1, out=(best[:n], labels[rows]))
+    return labels
 
 
 def cluster_sums(points: torch.Tensor, labels: torch.Tensor, clusters: int) -> torch.Tensor:
@@ -160,8 +144,7 @@ def kmeans(points: torch.Tensor, clusters: int, *, seed: int = 42, max_iter: int
     if len(points) > SEED_SAMPLE:
         sample = points[torch.randperm(len(points), generator=generator)[:SEED_SAMPLE]]
     centers = kmeans_plusplus(sample, clusters, generator)
-    scores = CenterScores(points, centers)
-    labels = scores.nearest()
+    labels = nearest_center(points, centers)
     sums = cluster_sums(points, labels, clusters)
     sizes = torch.bincount(labels, minlength=clusters)
     iterations = 0
@@ -171,10 +154,8 @@ def kmeans(points: torch.Tensor, clusters: int, *, seed: int = 42, max_iter: int
         new = torch.where(sizes[:, None] > 0, sums / sizes.clamp(min=1)[:, None],
                           centers.to(torch.float64)).to(torch.float32)
         shift = float((new - centers).square().sum())
-        moved_centers = (new != centers).any(dim=1).nonzero()[:, 0]
         centers = new
-        scores.update(centers, moved_centers)
-        new_labels = scores.nearest()
+        new_labels = nearest_center(points, centers)
         changed = (new_labels != labels).nonzero()[:, 0]
         if len(changed):  # the sums follow the points that moved (float64: no drift)
             moved = points[changed].to(torch.float64)
