@@ -12,7 +12,12 @@ network's own memory is per batch and does not depend on the number of frames. P
 RSS, RSS once the inputs are ready (the rendered scene and the model input frames, which grow
 with the video in any mode), the peak of each stage (pairs streamed to the store / inferred,
 the windows, the refinement over all pairs) and its seconds, the seconds from the start of the
-predictions (the oracle producing the pairs included) to the scene, and camera ATE.
+predictions (the oracle producing the pairs included) to the scene, and camera ATE. Printed
+per stage too: the pipeline's peak, the stage's peak minus the RSS with the inputs ready (what
+the benchmark itself holds grows with the video: the rendered scene with its flows, 4.1 MB a
+frame at 512x288, and every model input frame, 1.8 MB), and the size of the output scene (its
+per-frame arrays, which the pipeline fills and returns: the part of its memory that has to
+grow with the video).
 `--niter N` caps the fast solver's iterations (in each window): a memory-only run for sizes
 whose full solve does not fit the time at hand. The peak does not depend on the count (every
 iteration holds the same arrays), but the seconds and ATE of such a run are not the pipeline's.
@@ -106,6 +111,8 @@ def run_one(mode: str, frames: int, width: int, height: int, niter: int | None) 
     return {"mode": mode, "frames": frames, "width": width, "height": height, "niter": niter,
             "pairs": len(edges), "seconds": seconds, "peak_gb": peak_rss_bytes() / GB,
             "inputs_gb": rss_inputs / GB, "ate": ate,
+            "scene_gb": sum(getattr(scene, k).nbytes for k in ("images", "depths", "confs",
+                                                                "masks")) / GB,
             "stage_peak_gb": {k: v / GB for k, v in meter.peaks.items() if k != "done"},
             "stage_seconds": meter.seconds}
 
@@ -140,9 +147,13 @@ def main() -> None:
                 continue
             worker = f"{mode}:{frames}:{args.width}:{args.height}:{cap}"
             r = in_fresh_process(__file__, worker, 1)
+            above = {k: v - r["inputs_gb"] for k, v in r["stage_peak_gb"].items()}
             print(f"{r['mode']:>9} {r['frames']:>6} {r['pairs']:>5} {r['peak_gb']:>8.2f} "
                   f"{r['inputs_gb']:>9.2f} {r['seconds']:>8.1f} {r['ate']:>8.4f}  stage peaks GB: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_peak_gb"].items())
+                  + "; pipeline peaks (stage peak - RSS with the inputs ready) GB: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in above.items() if k != "inputs")
+                  + f" (of which the output scene {r['scene_gb']:.2f})"
                   + "; stage seconds: "
                   + ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items()), flush=True)
             if args.jsonl:

@@ -263,3 +263,28 @@ def test_pixels_without_surface_get_far_points_with_confidence_one(scene) -> Non
 def test_descriptor_dimension_must_be_even(scene) -> None:
     with pytest.raises(ValueError, match="even"):
         OracleModel(scene, desc_dim=7)
+
+
+def test_edge_blur_cached_per_frame_gives_the_same_predictions(scene, monkeypatch) -> None:
+    """The per-frame cache of the edge blur changes no bit of any prediction: pairs predicted
+    with it (cold and warm, in any order) equal those of the blur recomputed for every view."""
+    pairs = [(0, 3), (3, 0), (5, 2), (2, 5), (0, 3)]
+    cached = OracleModel(scene)
+    with_cache = [cached.predict_pair(i, j) for i, j in pairs]
+    assert sorted(cached._edge_factors) == [0, 2, 3, 5]
+    c = cached.corruption
+
+    def direct(self, i: int, depth: np.ndarray) -> np.ndarray:
+        surface = depth > 0
+        blurred = blurred_edge_depth(depth, c.edge_blur, c.edge_threshold)
+        return np.where(surface, blurred / np.where(surface, depth, 1.0), 1.0)
+
+    monkeypatch.setattr(OracleModel, "_edge_blur_factors", direct)
+    uncached = OracleModel(scene)
+    for (i, j), got in zip(pairs, with_cache, strict=True):
+        want = uncached.predict_pair(i, j)
+        for side_got, side_want in zip(got, want, strict=True):
+            assert side_got.keys() == side_want.keys()
+            for key in side_want:
+                np.testing.assert_array_equal(side_got[key], side_want[key])
+    assert any((direct(None, i, scene.depth[i].astype(np.float64)) != 1).any() for i in (0, 2))

@@ -109,25 +109,33 @@ def _moments(state: AlignState, edges: Tensor, read: PairReader, starts: range, 
     """IRLS moments of every (edge, side), each edge from the block holding its later frame,
     and the L1 loss (sum over pixels of weight x residual)."""
     later = edges.max(dim=1).values.numpy()
-    parts: list[tuple[np.ndarray, TermMoments]] = []
-    loss = 0.0
-    for start in starts:
-        lo, hi = max(0, start - reach), min(start + block, state.depths.shape[0])
-        chunk = read(np.arange(lo, hi))
-        own = later[chunk.positions] >= start
-        data = chunk.data if own.all() else _subset(chunk.data, torch.from_numpy(own))
-        obj = Objective(data, chunk.static)
-        part, chunk_loss = moments_pass(obj, _view(state, lo, hi, chunk.positions[own]), delta)
-        parts.append((chunk.positions[own], part))
-        loss += chunk_loss * obj.norm
-    positions = np.concatenate([p for p, _ in parts])
+    parts = [_block_moments(state, read, start, block, reach, later, delta) for start in starts]
+    positions = np.concatenate([p for p, _, _ in parts])
     order = np.argsort(positions, kind="stable")
     if not np.array_equal(positions[order], np.arange(len(edges))):
         raise Recon4dError(f"alignment refinement: the pair reader must give each of the "
                            f"{len(edges)} edges inside the frames asked for")
     order_t = torch.as_tensor(order)
-    return TermMoments(*(torch.cat([getattr(m, name) for _, m in parts])[order_t]
-                         for name in ("weight", "mean", "scatter"))), loss
+    return TermMoments(*(torch.cat([getattr(m, name) for _, m, _ in parts])[order_t]
+                         for name in ("weight", "mean", "scatter"))), sum(x for *_, x in parts)
+
+
+def _block_moments(state: AlignState, read: PairReader, start: int, block: int, reach: int,
+                   later: np.ndarray, delta: float) -> tuple[np.ndarray, TermMoments, float]:
+    """The moments of the edges whose later frame is in start..start+block-1 (their positions,
+    moments, weighted L1 loss). A function of its own so that the block's pair data is freed
+    before the next block is read (a loop body kept it, and its subset, alive one block longer:
+    three blocks of pair data at the peak instead of one)."""
+    lo, hi = max(0, start - reach), min(start + block, state.depths.shape[0])
+    chunk = read(np.arange(lo, hi))
+    own = later[chunk.positions] >= start
+    positions = chunk.positions[own]
+    if not own.all():  # the full chunk is dropped before the pass
+        chunk = PairChunk(positions, chunk.frames, _subset(chunk.data, torch.from_numpy(own)),
+                          chunk.static)
+    obj = Objective(chunk.data, chunk.static)
+    part, loss = moments_pass(obj, _view(state, lo, hi, positions), delta)
+    return positions, part, loss * obj.norm
 
 
 def _subset(data: PairData, keep: Tensor) -> PairData:

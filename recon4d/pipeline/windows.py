@@ -219,7 +219,9 @@ def _kwargs(align_kwargs: AlignKwargs | None, frames: np.ndarray) -> dict[str, A
 
 
 class _SceneBuffer:
-    """The N-frame scene filled window by window."""
+    """The N-frame scene filled window by window: the output itself, and with the store's O(E)
+    index the only data of the windowed alignment that grows with the video (colour, depth,
+    confidence and mask: 1.8 MB a frame at 512x288)."""
 
     def __init__(self, n: int, height: int, width: int) -> None:
         self.images = np.zeros((n, height, width, 3), np.uint8)

@@ -95,6 +95,9 @@ class OracleModel(torch.nn.Module):
         self.scene = scene
         self.corruption = OracleCorruption() if corruption is None else corruption
         self.desc_dim, self.seed = desc_dim, seed
+        # frame -> (flat pixel indices, factors) where its edge blur moves the depth: the blur
+        # depends on the frame only, not on the pair (about 1 % of the pixels, a few tens of kB)
+        self._edge_factors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.descriptors = IdentityDescriptors(desc_dim, seed) if desc_dim else None
         self.config = ModelConfig(
             arch="AsymmetricMASt3R" if desc_dim else "AsymmetricCroCo3DStereo",
@@ -174,14 +177,26 @@ class OracleModel(torch.nn.Module):
             world = scene.world_points(i)
         return apply_transform(invert_rigid(scene.poses_c2w[ref]), world)
 
-    def _radial_errors(self, depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Per-pixel factors on the distance from the view's own camera: edge blur, outliers."""
-        c = self.corruption
-        has_surface = depth > 0
-        radial = np.ones_like(depth)
-        if c.edge_blur > 0:
+    def _edge_blur_factors(self, i: int, depth: np.ndarray) -> np.ndarray:
+        """Frame i's factors (H, W) on the distance from its camera from the edge blur of its
+        depth `depth` (1 away from discontinuities); computed once per frame, kept sparse."""
+        if i not in self._edge_factors:
+            c = self.corruption
+            has_surface = depth > 0
             blurred = blurred_edge_depth(depth, c.edge_blur, c.edge_threshold)
             radial = np.where(has_surface, blurred / np.where(has_surface, depth, 1.0), 1.0)
+            moved = np.flatnonzero(radial != 1.0)
+            self._edge_factors[i] = (moved, radial.ravel()[moved])
+        radial = np.ones_like(depth)
+        moved, factors = self._edge_factors[i]
+        radial.ravel()[moved] = factors
+        return radial
+
+    def _radial_errors(self, i: int, depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Per-pixel factors on the distance from frame i's own camera (depth `depth`): edge
+        blur, outliers."""
+        c = self.corruption
+        radial = self._edge_blur_factors(i, depth) if c.edge_blur > 0 else np.ones_like(depth)
         if c.outlier_fraction > 0:
             outlier = rng.random(depth.shape) < c.outlier_fraction
             log_factor = rng.uniform(*c.outlier_log_range, size=depth.shape)
@@ -198,7 +213,7 @@ class OracleModel(torch.nn.Module):
         ref_from_i = invert_rigid(scene.poses_c2w[ref]) @ scene.poses_c2w[i]
         centre = ref_from_i[:3, 3]  # camera i in camera ref
         target = self._believed_points(i, ref)
-        points = centre + (target - centre) * self._radial_errors(depth, rng)[..., None]
+        points = centre + (target - centre) * self._radial_errors(i, depth, rng)[..., None]
         sigma = c.noise_abs + c.noise_rel * depth
         points = points + rng.standard_normal(points.shape) * sigma[..., None]
         rel_error = np.linalg.norm(points - target, axis=-1) / safe_depth
