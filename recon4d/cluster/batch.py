@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recon4d.cluster.batch_eval import evaluate_batch, find_benchmark
+from recon4d.cluster.batch_eval import Benchmark, evaluate_batch, find_benchmark
 from recon4d.cluster.ray_runtime import error_line, ray_session, require_resources
 from recon4d.cluster.spec import BatchSpec, option_argv
 from recon4d.cluster.summary import SUMMARY_FILE, TaskResult, write_summary_csv
@@ -51,12 +51,12 @@ def is_complete(folder: Path, job: str) -> bool:
         return False
 
 
-def task_argv(spec: BatchSpec, item: Path, out: Path) -> list[str]:
-    """The job's command line for one input (absolute paths, so any worker can run it); a
-    benchmark sequence given as INPUT passes its frames folder. InputError for an input that
-    is a benchmark folder of several sequences."""
+def task_argv(spec: BatchSpec, item: Path, out: Path,
+              bench: Benchmark | None = None) -> list[str]:
+    """The job's command line for one input (absolute paths, so any worker can run it); an
+    input that is the benchmark sequence `bench` (`find_benchmark(item)`) passes its frames
+    folder as INPUT."""
     if spec.source == "input":
-        bench = find_benchmark(item)
         source = [str((bench.frames if bench else item).absolute())]
     else:
         source = [f"--{spec.source}", str(item.absolute())]
@@ -81,8 +81,10 @@ def run_batch(spec: BatchSpec, out_dir: str | Path, run_job: JobRunner,
     opts = options or BatchOptions()
     out_dir = Path(out_dir)
     check_output_file(out_dir / SUMMARY_FILE)
-    argvs = [task_argv(spec, item, out_dir / spec.output_name(item))
-             for item in spec.inputs]  # checks every input before any task starts
+    # every input checked before any task starts (InputError for a folder of sequences)
+    benches = [find_benchmark(item) for item in spec.inputs]
+    argvs = [task_argv(spec, item, out_dir / spec.output_name(item), bench)
+             for item, bench in zip(spec.inputs, benches, strict=True)]
     results: dict[int, TaskResult] = {}
     todo = []
     for k, item in enumerate(spec.inputs):
@@ -104,7 +106,7 @@ def run_batch(spec: BatchSpec, out_dir: str | Path, run_job: JobRunner,
                                     todo, spec, opts.retries))
     ordered = [results[k] for k in range(len(spec.inputs))]
     write_summary_csv(out_dir / SUMMARY_FILE, ordered)
-    metrics = evaluate_batch(spec, out_dir, ordered)
+    metrics = evaluate_batch(spec, out_dir, ordered, benches)
     if metrics is not None:
         write_report_json(out_dir / METRICS_FILE, metrics)
     return BatchReport(ordered, metrics)

@@ -71,10 +71,11 @@ def _frames_folder(fmt: str, sequence: Path) -> Path:
     return sequence / Path(names[0]).parent
 
 
-def evaluate_batch(spec: BatchSpec, out_dir: Path,
-                   results: list[TaskResult]) -> dict[str, Any] | None:
+def evaluate_batch(spec: BatchSpec, out_dir: Path, results: list[TaskResult],
+                   benches: list[Benchmark | None]) -> dict[str, Any] | None:
     """One eval report (sequences named by output folder, summary, skipped) over every input
-    that finished (done or skipped) and is a benchmark sequence; None when there is none.
+    that finished (done or skipped) and is a benchmark sequence (`benches`: `find_benchmark` of
+    each input); None when there is none.
 
     `infer` outputs hold predictions only and predictions files have no ground truth: neither
     is evaluated."""
@@ -82,9 +83,8 @@ def evaluate_batch(spec: BatchSpec, out_dir: Path,
         return None
     sequences: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
-    for item, outcome in zip(spec.inputs, results, strict=True):
-        bench = find_benchmark(item) if outcome.status != "failed" else None
-        if bench is None:
+    for item, outcome, bench in zip(spec.inputs, results, benches, strict=True):
+        if bench is None or outcome.status == "failed":
             continue
         name = spec.output_name(item)
         try:
