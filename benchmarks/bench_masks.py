@@ -18,7 +18,7 @@ originals, the threshold alone (their refinement and upsampling cost the same as
 Quality is printed with the times: the mean squared distance of a token to its centre for both
 k-means, and both thresholds of the same (our) upsampled stack.
 
-    python benchmarks/bench_masks.py [--features iid|mixture] [--skip-originals]
+    python benchmarks/bench_masks.py [--features iid|mixture] [--skip-originals] [--seed S]
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", choices=("iid", "mixture"), default="iid")
     parser.add_argument("--skip-originals", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="draw of the features (spread)")
     args = parser.parse_args()
-    dynamic, features = inputs(args.features)
+    dynamic, features = inputs(args.features, args.seed)
     points = features.reshape(-1, DIM)
     print(f"{FRAMES} frames {WIDTH}x{HEIGHT}, {dynamic[0].numel()} tokens/frame, {DIM}-d "
           f"{args.features} features, {torch.get_num_threads()} torch threads")

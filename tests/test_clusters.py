@@ -12,10 +12,12 @@ import torch
 
 from recon4d.dynamics import clusters
 from recon4d.dynamics.clusters import (
+    LloydScratch,
     cluster_sums,
     kmeans,
     kmeans_plusplus,
     mean_feature_variance,
+    move_points,
     nearest_center,
     refine_with_labels,
 )
@@ -32,6 +34,7 @@ def overlapping_blobs(n: int = 600, k: int = 5, dim: int = 3, seed: int = 0) -> 
 def test_kmeans_matches_scikit_learn_from_the_same_seeding(tol, max_iter, monkeypatch) -> None:
     sklearn_cluster = pytest.importorskip("sklearn.cluster")
     monkeypatch.setattr(clusters, "CHUNK_ROWS", 64)  # several distance blocks
+    monkeypatch.setattr(clusters, "MOVED_ROWS", 16)  # moved points summed in several blocks
     points = overlapping_blobs()
     seeds = kmeans_plusplus(points, 5, torch.Generator().manual_seed(7))  # kmeans' own seeding
     ours = kmeans(points, 5, seed=7, tol=tol, max_iter=max_iter)
@@ -62,6 +65,25 @@ def test_cluster_sums_over_blocks_match_a_per_label_loop(monkeypatch) -> None:
     for c in range(4):
         expected = points[labels == c].double().sum(dim=0)
         torch.testing.assert_close(sums[c], expected, atol=1e-5, rtol=1e-6)
+
+
+def test_moving_points_in_blocks_gives_the_sums_of_the_new_labels(monkeypatch) -> None:
+    monkeypatch.setattr(clusters, "MOVED_ROWS", 3)
+    gen = torch.Generator().manual_seed(3)
+    points = torch.randn(30, 4, generator=gen)
+    old = torch.randint(0, 4, (30,), generator=gen)
+    new = old.clone()
+    rows = torch.tensor([1, 4, 5, 9, 17, 22, 29])  # three blocks of at most 3 rows
+    new[rows] = (old[rows] + 1) % 4
+    sums = cluster_sums(points, old, 4)
+    move_points(sums, points, rows, old[rows], new[rows], LloydScratch.for_points(points, 4))
+    for c in range(4):  # a per-label loop over the new labels
+        torch.testing.assert_close(sums[c], points[new == c].double().sum(dim=0), atol=1e-5,
+                                   rtol=1e-6)
+    scratch = LloydScratch.for_points(points, 4)
+    out = torch.full((30,), -1)
+    nearest_center(points, points[:4], out=out, scratch=scratch)
+    assert out[:4].tolist() == [0, 1, 2, 3]  # written in place, each seed point its own centre
 
 
 def test_nearest_center_over_blocks_is_the_brute_force_argmin_first_on_ties(monkeypatch) -> None:
