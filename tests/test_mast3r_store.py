@@ -158,7 +158,7 @@ def test_a_spilling_stream_computes_what_the_in_memory_one_does(loop_scene):
     assert np.array_equal(spilled.keyframe_poses(), memory.keyframe_poses())
     assert [(e.a, e.b) for e in spilled.graph.edges] == [(e.a, e.b) for e in memory.graph.edges]
     for ours, theirs in zip(spilled.graph.edges, memory.graph.edges, strict=True):
-        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.pix_a, theirs.pix_a)
+        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.target, theirs.target)
     for ours, theirs in zip(spilled.cloud(), memory.cloud(), strict=True):
         assert np.array_equal(ours, theirs)
     directory = spilled.spill.directory

@@ -36,7 +36,14 @@ from recon4d.inference.model_images import img_to_uint8
 from recon4d.models.retrieval import Retriever, load_retrieval
 from recon4d.options.slam import Mast3rSlamOptions
 from recon4d.slam.mast3r_asmk import AsmkKeyframeDatabase
-from recon4d.slam.mast3r_graph import Calibration, GraphEdge, PoseGraph
+from recon4d.slam.mast3r_graph import (
+    Calibration,
+    Edge,
+    GraphEdge,
+    PointEdge,
+    PoseGraph,
+    edge_targets,
+)
 from recon4d.slam.mast3r_keyframe import Keyframe
 from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
@@ -44,6 +51,7 @@ from recon4d.slam.mast3r_refine import SpanFrame, SpanRefiner
 from recon4d.slam.mast3r_retrieval import KeyframeDatabase, KeyframeRetrieval
 from recon4d.slam.mast3r_store import FrameLinks, Paged, SpillSpace, SpillStore
 from recon4d.slam.mast3r_tracking import (
+    C_MIN,
     TrackResult,
     static_pixels,
     track_frame,
@@ -78,7 +86,7 @@ class FramePose:
 class PairMatch:
     """Both directions of a keyframe pair's matches and their valid fractions."""
 
-    edges: tuple[GraphEdge, GraphEdge]
+    edges: tuple[Edge, Edge]
     fractions: tuple[float, float]
 
 
@@ -272,17 +280,23 @@ class Mast3rSlam:
         return PairMatch((there[0], back[0]), (there[1], back[1]))
 
     def _edge(self, src: Keyframe, src_code: Any, a: int, ref: Keyframe, ref_code: Any,
-              b: int) -> tuple[GraphEdge, float]:
-        """Edge (a, b): every pixel of keyframe b (`ref`) matched in keyframe a (`src`) from the
-        decoder run with `src` as view 1, usable as in tracking (Q > Q_MIN, confident, not a
-        mover); and its valid fraction."""
+              b: int) -> tuple[Edge, float]:
+        """Edge (a, b) from the decoder run with `src` (keyframe a) as view 1: every pixel of
+        keyframe b (`ref`) matched in a, usable as in tracking (Q > Q_MIN, confident, not a
+        mover), with the run's prediction of it in a's camera (`edge_targets`; calibrated, the
+        matched pixel of a instead); and its valid fraction."""
         pred_s, pred_r = self.source.decode(src_code, ref_code)
         matches = match_keyframe(pred_s["pts3d"], pred_r["pts3d"], pred_s["desc"],
                                  pred_r["desc"], exclude_f=src.movers, exclude_k=ref.movers)
         weight, _, usable = usable_matches(matches, pred_s, pred_r, ref.average_conf())
         pix_b = torch.nonzero(usable)[:, 0]
-        edge = GraphEdge(a, b, matches.index.reshape(-1)[pix_b].int().cpu(), pix_b.int().cpu(),
-                         weight[pix_b].float().cpu())
+        stored = pix_b.int().cpu(), weight[pix_b].float().cpu()
+        if self.intrinsics is not None:
+            edge = GraphEdge(a, b, matches.index.reshape(-1)[pix_b].int().cpu(), *stored)
+        else:
+            usable_a = (pred_s["conf"] > C_MIN) & (src.average_conf() > C_MIN) & ~src.movers
+            target = edge_targets(src.points, pred_s["pts3d"], pred_r["pts3d"], usable_a, pix_b)
+            edge = PointEdge(a, b, target.float().cpu(), *stored)
         return edge, float(usable.sum()) / static_pixels(ref.movers)
 
     def _calibration(self, pred: dict) -> Calibration | None:

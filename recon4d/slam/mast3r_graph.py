@@ -1,10 +1,15 @@
 """MASt3R-SLAM back end: keyframe Sim(3) poses joined by dense-match edges, refined by windowed
 Gauss-Newton (algorithms-spec §6 "Back end", §8.4.4).
 
-An edge (a, b) holds pixel matches between keyframes a and b with weights sqrt(Q); its residuals
-are tracking's (`recon4d.slam.mast3r_tracking`): keyframe b's canonical points against keyframe
-a's moved into b's camera by T_b^-1 T_a. Edges are added both ways. The first keyframe is
-fixed. A solve moves the newest `window` keyframes and the old endpoints of the most recent
+An edge (a, b) comes from the decoder run with a as view 1 and b as view 2, with weights sqrt(Q)
+per usable pixel of b; its residuals are tracking's (`recon4d.slam.mast3r_tracking`): keyframe
+b's canonical points against points in a's camera moved into b's camera by T_b^-1 T_a.
+Uncalibrated (`PointEdge`, the stream's), those points are the run's own prediction of b's
+pixels in a's camera brought to a's canonical scale, as tracking uses X_kf: the same surface
+point as b's pixel by construction, so no match position error enters the poses. Calibrated
+(`GraphEdge`), they are a's canonical points at the integer matched pixels, whose pixel
+residuals need a pixel of a. Edges are added both ways. The first keyframe is fixed. A solve
+moves the newest `window` keyframes and the old endpoints of the most recent
 `loop_keyframes` loop edges of that window; it uses the edges among them and, per free keyframe,
 its `anchor_edges` most recent edges to held keyframes, which tie the solve to the held map. The
 number of poses and edges in a solve is therefore capped however often a path revisits a place,
@@ -37,20 +42,70 @@ from recon4d.slam.mast3r_tracking import (
 STEP_TOL = 1e-8
 
 
-class GraphEdge(Paged):
-    """Keyframe a's pixels `pix_a` (M,) matched to keyframe b's pixels `pix_b` (M,), flat
-    indices into the keyframes' pointmaps, with weights sqrt(Q) (M,). The stream stores int32
-    indices and float32 weights (every edge is kept for the loop edges' old endpoints) and may
-    spill them to disk (`DenseField`s, `recon4d.slam.mast3r_store`)."""
+class Edge(Paged):
+    """One direction (a, b) of an edge: keyframe b's pixels `pix_b` (M,), flat indices into its
+    pointmap, with weights sqrt(Q) (M,), and the points in a's camera they are compared with
+    (`points_in_a`). The stream stores int32 indices and float32 values (every edge is kept for
+    the loop edges' old endpoints) and may spill them to disk (`DenseField`s,
+    `recon4d.slam.mast3r_store`)."""
 
-    pix_a = DenseField()
     pix_b = DenseField()
     weight = DenseField()
 
-    def __init__(self, a: int, b: int, pix_a: Tensor, pix_b: Tensor, weight: Tensor) -> None:
+    def __init__(self, a: int, b: int, pix_b: Tensor, weight: Tensor) -> None:
         super().__init__()
         self.a, self.b = a, b
-        self.pix_a, self.pix_b, self.weight = pix_a, pix_b, weight
+        self.pix_b, self.weight = pix_b, weight
+
+    def points_in_a(self, points_a: Tensor) -> Tensor:
+        """(M, 3) the points in a's camera matching b's pixels, given a's canonical pointmap
+        (H*W, 3)."""
+        raise NotImplementedError
+
+
+class GraphEdge(Edge):
+    """The calibrated edge: keyframe a's pixels `pix_a` (M,) matched to b's pixels `pix_b`
+    (12 bytes a match)."""
+
+    pix_a = DenseField()
+
+    def __init__(self, a: int, b: int, pix_a: Tensor, pix_b: Tensor, weight: Tensor) -> None:
+        super().__init__(a, b, pix_b, weight)
+        self.pix_a = pix_a
+
+    def points_in_a(self, points_a: Tensor) -> Tensor:
+        """a's canonical points at the matched pixels."""
+        return points_a[self.pix_a]
+
+
+class PointEdge(Edge):
+    """The uncalibrated edge: b's pixels with their points `target` (M, 3) in a's camera at a's
+    canonical scale (`edge_targets`; 20 bytes a pixel)."""
+
+    target = DenseField()
+
+    def __init__(self, a: int, b: int, target: Tensor, pix_b: Tensor, weight: Tensor) -> None:
+        super().__init__(a, b, pix_b, weight)
+        self.target = target
+
+    def points_in_a(self, points_a: Tensor) -> Tensor:
+        """`target` in float64; a's canonical points are not needed."""
+        return self.target.double()
+
+
+def edge_targets(canonical_a: Tensor, pred_a: Tensor, pred_b: Tensor, usable_a: Tensor,
+                 pix_b: Tensor) -> Tensor:
+    """(M, 3) the decoder run's prediction `pred_b` (H, W, 3) of b's pixels `pix_b` (M,) in a's
+    camera, rescaled to keyframe a's canonical pointmap `canonical_a` (H, W, 3) by the median
+    per-pixel distance ratio of `canonical_a` to the run's prediction `pred_a` of a, over a's
+    usable pixels `usable_a` (H, W) bool (all pixels when none is usable): the runs of a pair
+    have their own scales."""
+    in_run, canonical = (x.reshape(-1, 3).norm(dim=-1) for x in (pred_a, canonical_a))
+    keep = usable_a.reshape(-1) & (in_run > 0)
+    if not bool(keep.any()):
+        keep = in_run > 0
+    ratio = (canonical[keep] / in_run[keep]).median()
+    return pred_b.reshape(-1, 3)[pix_b] * ratio
 
 
 @dataclass(frozen=True)
@@ -92,7 +147,7 @@ class PoseGraph:
         self.loop_keyframes, self.anchor_edges = loop_keyframes, anchor_edges
         self.edge_store = edge_store
         self.poses: list[Tensor] = []
-        self.edges: list[GraphEdge] = []
+        self.edges: list[Edge] = []
         self._by_keyframe: dict[int, list[int]] = defaultdict(list)
 
     def __len__(self) -> int:
@@ -104,8 +159,11 @@ class PoseGraph:
         self.poses.append(pose.detach().to("cpu", torch.float64).clone())
         return len(self.poses) - 1
 
-    def add_edge(self, edge: GraphEdge) -> None:
-        """Add one direction of an edge (its per-pixel data to `edge_store` when given)."""
+    def add_edge(self, edge: Edge) -> None:
+        """Add one direction of an edge (its per-pixel data to `edge_store` when given); the
+        calibrated residuals need `GraphEdge`s."""
+        if self.calib is not None and not isinstance(edge, GraphEdge):
+            raise TypeError("a calibrated back end compares matched pixels: it takes GraphEdges")
         self.edges.append(edge)
         if self.edge_store is not None:
             self.edge_store.add(edge)
@@ -127,7 +185,7 @@ class PoseGraph:
                     if k and k not in free and k not in old]
         return sorted(free.union(old))
 
-    def solve_set(self) -> tuple[list[int], list[GraphEdge]]:
+    def solve_set(self) -> tuple[list[int], list[Edge]]:
         """The free keyframes of the next solve and its edges: every edge among them and, per free
         keyframe, its `anchor_edges` most recent edges to held keyframes."""
         free = self.free_keyframes()
@@ -182,10 +240,10 @@ class PoseGraph:
             cache = {k: constrain_to_rays(x, grid, k_matrix) for k, x in cache.items()}
         return cache
 
-    def _residuals(self, edge: GraphEdge, cache: dict[int, Tensor]) -> Residuals:
-        return edge_residuals(self.poses[edge.a], self.poses[edge.b], cache[edge.a][edge.pix_a],
-                              cache[edge.b][edge.pix_b], edge.pix_b, edge.weight.double(),
-                              self.calib)
+    def _residuals(self, edge: Edge, cache: dict[int, Tensor]) -> Residuals:
+        return edge_residuals(self.poses[edge.a], self.poses[edge.b],
+                              edge.points_in_a(cache[edge.a]), cache[edge.b][edge.pix_b],
+                              edge.pix_b, edge.weight.double(), self.calib)
 
 
 def _block(n: int) -> slice:

@@ -1,15 +1,15 @@
 """Bounded memory for the MASt3R-SLAM stream (issue 12, "bounded cost"): the dense data of
 keyframes (image, fused pointmap, confidences, mover mask) and of back-end edges (per-pixel
-matches and weights) stays in RAM only for the most recently used items; the others live in
-.npy files of one temporary directory and are read back when touched again.
+target points or matches, and weights) stays in RAM only for the most recently used items; the
+others live in .npy files of one temporary directory and are read back when touched again.
 
-A `Paged` object (`Keyframe`, `GraphEdge`) declares its dense attributes as `DenseField`s;
-reading one asks its `SpillStore` to page the object in (and evict the least recently used
-object beyond the store's capacity), writing one marks it changed, so an evicted object is
-written again only when it changed since its last write. Values come back bit for bit, on the
-device they had, so the stream computes exactly what it computes in memory. Objects never
-added to a store are plain in-memory objects. `SpillSpace` owns the temporary directory
-(created at the first spill, removed by `close`, at garbage collection or at exit).
+A `Paged` object (`Keyframe`, `PointEdge`, `GraphEdge`) declares its dense attributes as
+`DenseField`s; reading one asks its `SpillStore` to page the object in (and evict the least
+recently used object beyond the store's capacity), writing one marks it changed, so an evicted
+object is written again only when it changed since its last write. Values come back bit for bit,
+on the device they had, so the stream computes exactly what it computes in memory. Objects never
+added to a store are plain in-memory objects. `SpillSpace` owns the temporary directory (created
+at the first spill, removed by `close`, at garbage collection or at exit).
 
 `FrameLinks` keeps the per-frame (keyframe id, Sim(3) keyframe <- frame) of the stream in one
 growing array (132 bytes a frame) instead of a Python object per frame.
