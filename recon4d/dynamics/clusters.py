@@ -107,15 +107,17 @@ def nearest_center(points: torch.Tensor, centers: torch.Tensor, *,
     per row block into a buffer that `scratch` keeps between calls (fresh pages cost more than
     the arithmetic of a pass, measured).
     """
-    labels = torch.empty(len(points), dtype=torch.long) if out is None else out
-    scratch = scratch or LloydScratch.for_points(points, len(centers))
+    if out is None:
+        out = torch.empty(len(points), dtype=torch.long, device=points.device)
+    if scratch is None:
+        scratch = LloydScratch.for_points(points, len(centers))
     center_sq = centers.square().sum(dim=1)
     for rows in row_blocks(len(points)):
         block = points[rows]
         n = len(block)
         torch.addmm(center_sq, block, centers.T, alpha=-2, out=scratch.scores[:n])
-        torch.min(scratch.scores[:n], dim=1, out=(scratch.best[:n], labels[rows]))
-    return labels
+        torch.min(scratch.scores[:n], dim=1, out=(scratch.best[:n], out[rows]))
+    return out
 
 
 def cluster_sums(points: torch.Tensor, labels: torch.Tensor, clusters: int) -> torch.Tensor:
