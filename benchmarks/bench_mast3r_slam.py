@@ -18,9 +18,12 @@ error after Sim(3) alignment to the truth, in % of the camera path.
   edges, and without (retrieval switched off); per `--depth-stretch` (the oracle's pointmaps
   stretched along the optical axis, a misjudged focal, so odometry drifts; 0 = the plain
   oracle, whose chain barely drifts).
-- `movers`: a scene with moving boxes: ATE without masks, with the oracle's true masks, with
-  flow masks, and on the same scene with frozen movers. Target: masks <= 1.5x frozen and below
-  no masks.
+- `movers`: a scene with moving boxes: ATE without masks, with the oracle's true masks
+  (`--movers oracle`), with the consistency check alone (`geometry`), with flow masks and the
+  check (`flow`), and on the same scene with frozen movers, without and with the check (what
+  the check costs on a static scene); the mean IoU of the estimated per-frame masks with the
+  true ones; the CPU seconds of the frozen-movers stream without and with the check (the
+  last two runs, warm). Target: masks <= 1.5x frozen and below no masks.
 - `cost`: a long low-resolution orbit; resident memory, the bytes the stream's map holds in RAM
   (dense data of the keyframes and edges its stores keep resident, keyframe poses, per-frame
   links) and in its spill directory (`recon4d.slam.mast3r_store`), CPU seconds per frame (mean over
@@ -148,11 +151,14 @@ def loop(args: argparse.Namespace) -> None:
 
 
 def movers(args: argparse.Namespace) -> None:
+    from recon4d.options.slam import Mast3rSlamOptions
     from recon4d.slam.mast3r_movers import FlowMovers
     from recon4d.synthetic import generate_scene
 
-    print("| seed | no masks | true masks | flow masks | frozen movers | true / frozen |")
-    print("|---|---|---|---|---|---|")
+    print("| seed | no masks | true masks | geometry | flow | frozen movers | frozen, geometry "
+          "| geometry / frozen | true / frozen | geometry IoU | flow IoU | CPU s frozen, none / "
+          "geometry |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         scene, frozen = (generate_scene(args.frames, args.width, args.height, movers=args.movers,
                                         seed=seed, trajectory=args.trajectory, fps=args.fps,
@@ -161,10 +167,26 @@ def movers(args: argparse.Namespace) -> None:
             return torch.from_numpy(masks[int(view["idx"])])
 
         gt = scene.poses_c2w
-        ates = [_ate_pct(_stream(s, movers=m)[0].frame_poses(), gt)
-                for s, m in ((scene, None), (scene, truth), (scene, FlowMovers()), (frozen, None))]
+        runs, cpu = [], []
+        for s, m, mode in ((scene, None, "none"), (scene, truth, "oracle"),
+                           (scene, None, "geometry"), (scene, FlowMovers(), "flow"),
+                           (frozen, None, "none"), (frozen, None, "geometry")):
+            start = time.process_time()
+            runs.append(_stream(s, Mast3rSlamOptions(movers=mode), movers=m))
+            cpu.append(time.process_time() - start)
+        ates = [_ate_pct(slam.frame_poses(), gt) for slam, _ in runs]
+        ious = [_mask_iou(frames, scene.dynamic_mask) for _, frames in runs[2:4]]
         print(f"| {seed} | " + " | ".join(f"{a:.3f}" for a in ates)
-              + f" | {ates[1] / ates[3]:.2f} |")
+              + f" | {ates[2] / ates[4]:.2f} | {ates[1] / ates[4]:.2f} | "
+              + " | ".join(f"{j:.2f}" for j in ious) + f" | {cpu[4]:.1f} / {cpu[5]:.1f} |")
+
+
+def _mask_iou(frames: list, truth: np.ndarray) -> float:
+    """Mean intersection over union of the frames' mover masks (those that have one) with the
+    true masks."""
+    ious = [(f.movers & truth[f.index]).sum() / max(1, (f.movers | truth[f.index]).sum())
+            for f in frames if f.movers is not None]
+    return float(np.mean(ious)) if ious else float("nan")
 
 
 def cost(args: argparse.Namespace) -> None:

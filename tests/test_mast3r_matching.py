@@ -112,3 +112,21 @@ def test_excluded_pixels_never_match(scene):
     # elsewhere the same matches
     keep = ~exclude_k & (plain.pixels(W)[..., 0] < 40)
     assert torch.equal(masked.valid[keep], plain.valid[keep])
+    # excluded keyframe pixels are still located where the ray search found them
+    assert torch.equal(masked.located[exclude_k], plain.located[exclude_k])
+    assert masked.located[exclude_k].sum() >= plain.valid[exclude_k].sum() > 0
+
+
+def test_a_frame_point_in_front_marks_the_keyframe_pixels_behind_it_occluded(scene):
+    pred_f, pred_k = Mast3rSlamOracle(scene).decode(FRAME, KEYFRAME)
+    plain = match_keyframe(pred_f["pts3d"], pred_k["pts3d"], pred_f["desc"], pred_k["desc"])
+    # a static scene seen twice: only pixels at depth edges (measured 0.7 %)
+    assert plain.occluded.float().mean() < 0.02
+    blocked = pred_f["pts3d"].clone()
+    blocked[15:35, 20:40] *= 0.5  # something at half the distance on the same rays
+    hidden = match_keyframe(blocked, pred_k["pts3d"], pred_f["desc"], pred_k["desc"])
+    behind = plain.valid & (plain.pixels(W)[..., 0] >= 21) & (plain.pixels(W)[..., 0] < 39) \
+        & (plain.pixels(W)[..., 1] >= 16) & (plain.pixels(W)[..., 1] < 34)
+    assert behind.sum() > 100
+    assert hidden.occluded[behind].float().mean() > 0.9
+    assert not hidden.valid[hidden.occluded].any() and not hidden.located[hidden.occluded].any()

@@ -34,19 +34,22 @@ def keyframe(index: int) -> Keyframe:
     gen = torch.Generator().manual_seed(index)
     image = np.random.default_rng(index).integers(0, 256, (H, W, 3), dtype=np.uint8)
     movers = torch.rand(H, W, generator=gen) > 0.7
+    flags = torch.randint(0, 3, (H, W), generator=gen, dtype=torch.uint8)
     return Keyframe(index, image, torch.randn(H, W, 3, generator=gen),
                     1 + torch.rand(H, W, generator=gen), 1, movers,
-                    torch.eye(4, dtype=torch.float64))
+                    torch.eye(4, dtype=torch.float64), flags)
 
 
 def dense(kf: Keyframe) -> tuple:
-    return kf.image.copy(), kf.points.clone(), kf.conf_sum.clone(), kf.movers.clone()
+    return (kf.image.copy(), kf.points.clone(), kf.conf_sum.clone(), kf.movers.clone(),
+            kf.flags.clone())
 
 
 def assert_same(kf: Keyframe, expected: tuple) -> None:
-    image, points, conf, movers = expected
+    image, points, conf, movers, flags = expected
     assert np.array_equal(kf.image, image) and kf.image.dtype == np.uint8
-    for got, want in ((kf.points, points), (kf.conf_sum, conf), (kf.movers, movers)):
+    for got, want in ((kf.points, points), (kf.conf_sum, conf), (kf.movers, movers),
+                      (kf.flags, flags)):
         assert got.dtype == want.dtype and torch.equal(got, want)
 
 
@@ -65,7 +68,7 @@ def test_spilled_keyframes_and_edges_come_back_bit_for_bit(space):
     assert space.directory is None  # nothing spilled yet
     store.add(second)
     assert not first.is_resident() and second.is_resident()
-    assert len(list(space.directory.glob("keyframe0000000_*.npy"))) == 4
+    assert len(list(space.directory.glob("keyframe0000000_*.npy"))) == 5
     assert_same(first, expected)  # paged in again, the second one out
     assert first.is_resident() and not second.is_resident()
 

@@ -165,6 +165,25 @@ def test_mast3r_oracle_run_writes_a_folder_eval_and_view_read(dynamic_synth, tmp
     assert main(["eval", str(out), str(folder), "--out", str(report)]) == 0
 
 
+def test_mast3r_geometry_movers_write_estimated_masks(dynamic_synth, tmp_path):
+    """`--movers geometry`: no mask source, the consistency check's masks are written for
+    every frame but the first (decoded alone) and cover the true movers."""
+    folder, scene = dynamic_synth
+    out = tmp_path / "run"
+    assert main(["slam", "--method", "mast3r", "--oracle", str(folder), "--out", str(out),
+                 "--movers", "geometry"]) == 0
+    written = sorted(p.name for p in (out / "dynamic_mask").glob("*.png"))
+    assert written == [f"{i:06d}.png" for i in range(1, 10)]
+    masks = np.stack([np.asarray(Image.open(out / "dynamic_mask" / name)) > 0
+                      for name in written])
+    truth = scene.dynamic_mask[1:]
+    assert (masks & truth).sum() > 0.5 * truth.sum()  # recall: measured 0.69
+    gt = scene.poses_c2w
+    path = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
+    metrics = pose_metrics(out / "trajectory_tum.txt", folder / "trajectory_tum.txt")
+    assert metrics["ate"] < 0.02 * path
+
+
 def write_frames(folder: Path, sizes: list[tuple[int, int]]) -> None:
     """PNG frames of the given (width, height), shifted crops of one random picture."""
     folder.mkdir()

@@ -22,7 +22,9 @@ from recon4d.options.fields import (
 
 BUFFER_STRATEGIES = ("reservoir", "fifo")
 SLAM_METHODS = ("slam3r", "mast3r")
-MOVER_MASKS = ("none", "flow", "oracle")  # oracle: the synthetic scene's true dynamic masks
+# geometry: the consistency check of every solve; flow: flow masks and that check; oracle: the
+# synthetic scene's true dynamic masks
+MOVER_MASKS = ("none", "geometry", "flow", "oracle")
 DEFAULT_SIZES = {"slam3r": 224, "mast3r": 512}  # the networks' training resolutions
 
 
@@ -111,8 +113,10 @@ class Mast3rSlamOptions:
                                 "keyframe against both keyframes (two more decoder runs per "
                                 "frame; the written trajectory has the refined poses, the "
                                 "streamed ones are the tracked ones); 0 = off")
-    movers: str = option("none", "per-frame motion masks kept out of tracking and the map",
-                         choices=MOVER_MASKS)
+    movers: str = option("none", "per-frame motion masks kept out of tracking and the map: "
+                         "geometry (matches that disagree with the solved pose), flow (optical "
+                         "flow against the camera's, plus the geometry check), oracle (the "
+                         "synthetic scene's true masks, with --oracle)", choices=MOVER_MASKS)
     cloud_conf: float = option(1.5, "average confidence above which keyframe points enter the "
                                "fused cloud")
 

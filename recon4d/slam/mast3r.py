@@ -12,7 +12,13 @@ keyframe's pose. Every frame keeps its keyframe and its pose relative to it, so 
 follows the back end when it moves keyframes. When a keyframe is made, the frames tracked
 against the previous one are re-solved against both (`SpanRefiner`, `refine_frames`), so
 `frame_poses()` (the written trajectory) can differ from the poses `push` returned. Optional
-per-frame mover masks (`MoverMasks`) are kept out of tracking, edges and the map. Memory
+per-frame mover masks (`MoverMasks`) are kept out of tracking, edges and the map. With
+`movers` "geometry" or "flow" every solve against a keyframe also runs the consistency check
+(`recon4d.dynamics.consistency`): matches that still disagree under the solved pose are taken
+out and the pose solved again; keyframe pixels flagged twice become the keyframe's movers
+(`Keyframe.flag`), and the frame's mover mask is joined by the frame pixels that the flagged
+and the keyframe's mover pixels match and by unexplained pixels in front of keyframe points
+(`frame_movers`), so a new keyframe starts with the movers its predecessor knew. Memory
 stays flat: the dense data of keyframes, their codes and edges beyond the back end's recent
 reach is spilled to a temporary directory (`recon4d.slam.mast3r_store`), which `close` (or
 leaving a `with` block) removes.
@@ -30,6 +36,7 @@ import torch
 from torch import Tensor
 
 from recon4d.align.focal import FOCAL_RANGE, estimate_focal
+from recon4d.dynamics.consistency import frame_movers
 from recon4d.errors import InputError
 from recon4d.geometry.sim3 import nearest_sim3, sim3_act, sim3_inverse, sim3_to_rigid
 from recon4d.inference.model_images import img_to_uint8
@@ -53,6 +60,7 @@ from recon4d.slam.mast3r_store import FrameLinks, Paged, SpillSpace, SpillStore
 from recon4d.slam.mast3r_tracking import (
     C_MIN,
     TrackResult,
+    consistency_outliers,
     static_pixels,
     track_frame,
     usable_matches,
@@ -61,6 +69,7 @@ from recon4d.slam.mast3r_tracking import (
 # (view, pred_f, pred_k, keyframe) -> (H, W) bool movers of the frame, or None; pred_k and the
 # keyframe are None for a frame decoded alone (the first one, relocalisation)
 MoverMasks = Callable[[dict, dict, "dict | None", "Keyframe | None"], "Tensor | None"]
+CHECKED_MOVERS = ("geometry", "flow")  # `movers` options that run the consistency check
 
 
 @dataclass
@@ -102,6 +111,7 @@ class Mast3rSlam:
         self.options = Mast3rSlamOptions() if options is None else options
         self.intrinsics = None if intrinsics is None else torch.as_tensor(intrinsics).double()
         self.movers = movers
+        self.check_consistency = self.options.movers in CHECKED_MOVERS
         self.keyframes: list[Keyframe] = []
         self.codes: list[Any] = []
         self.focals: list[float] = []
@@ -119,7 +129,7 @@ class Mast3rSlam:
         self.code_store = SpillStore(self.spill, "code", _resident(self.options)[0])
         self.lost_frames: list[int] = []
         self.refiner = SpanRefiner(source, self.options.refine_frames, self.intrinsics,
-                                   self.options.min_valid)
+                                   self.options.min_valid, self.check_consistency)
         self.shape: tuple[int, int] | None = None
         self._pose: Tensor | None = None  # the last frame's Sim(3) world <- frame
         self._init_pixels: Tensor | None = None
@@ -150,6 +160,7 @@ class Mast3rSlam:
         if track.lost:
             self._relocalising = True
             return self._lost(index, movers, track.valid_fraction, clock)
+        movers = self._flagged(movers, track, keyframe)
         self._pose = track.pose_c2w
         if track.needs_keyframe:
             previous = self._current
@@ -169,7 +180,25 @@ class Mast3rSlam:
         """`track_frame` with the stream's calibration and lost / keyframe limits."""
         return track_frame(keyframe, pred_f, pred_k, pose, intrinsics=self.intrinsics,
                            exclude_f=movers, min_valid=self.options.min_valid,
-                           keyframe_overlap=self.options.keyframe_overlap, **kwargs)
+                           keyframe_overlap=self.options.keyframe_overlap,
+                           check_consistency=self.check_consistency, **kwargs)
+
+    def _flagged(self, movers: Tensor | None, track: TrackResult,
+                 keyframe: Keyframe) -> Tensor | None:
+        """With the consistency check: the flags counted on the keyframe, and the frame's mover
+        mask joined by the frame pixels that the flagged keyframe pixels matched, those the
+        keyframe's movers found, and unexplained ones in front of keyframe points
+        (`frame_movers`); else `movers` as given."""
+        if not self.check_consistency:
+            return movers
+        matches = track.matches
+        index = matches.index.reshape(-1)
+        keyframe.flag(track.inconsistent)
+        flagged = frame_movers(index[track.inconsistent],
+                               index[(matches.located & keyframe.movers).reshape(-1)],
+                               index[matches.occluded.reshape(-1)],
+                               index[matches.valid.reshape(-1)], tuple(keyframe.movers.shape))
+        return flagged if movers is None else movers | flagged
 
     def _start(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
         """The first frame: a keyframe at the origin from its own prediction, fused with the
@@ -284,20 +313,33 @@ class Mast3rSlam:
         """Edge (a, b) from the decoder run with `src` (keyframe a) as view 1: every pixel of
         keyframe b (`ref`) matched in a, usable as in tracking (Q > Q_MIN, confident, not a
         mover), with the run's prediction of it in a's camera (`edge_targets`; calibrated, the
-        matched pixel of a instead); and its valid fraction."""
+        matched pixel of a instead); and its valid fraction. With the consistency check, the
+        pixels that disagree under the edge's own solved Sim(3) are left out (and flagged on
+        b)."""
         pred_s, pred_r = self.source.decode(src_code, ref_code)
         matches = match_keyframe(pred_s["pts3d"], pred_r["pts3d"], pred_s["desc"],
                                  pred_r["desc"], exclude_f=src.movers, exclude_k=ref.movers)
         weight, _, usable = usable_matches(matches, pred_s, pred_r, ref.average_conf())
+        fraction = float(usable.sum()) / static_pixels(ref.movers)
         pix_b = torch.nonzero(usable)[:, 0]
-        stored = pix_b.int().cpu(), weight[pix_b].float().cpu()
-        if self.intrinsics is not None:
-            edge = GraphEdge(a, b, matches.index.reshape(-1)[pix_b].int().cpu(), *stored)
-        else:
+        pix_a = matches.index.reshape(-1)[pix_b]
+        target = None
+        if self.intrinsics is None:
             usable_a = (pred_s["conf"] > C_MIN) & (src.average_conf() > C_MIN) & ~src.movers
             target = edge_targets(src.points, pred_s["pts3d"], pred_r["pts3d"], usable_a, pix_b)
-            edge = PointEdge(a, b, target.float().cpu(), *stored)
-        return edge, float(usable.sum()) / static_pixels(ref.movers)
+        if self.check_consistency:
+            in_a = src.points.reshape(-1, 3)[pix_a] if target is None else target
+            start = sim3_inverse(nearest_sim3(ref.pose_c2w.double())) @ nearest_sim3(
+                src.pose_c2w.double())
+            bad = consistency_outliers(ref.points.reshape(-1, 3)[pix_b], in_a, weight[pix_b],
+                                       start.to(in_a.device))
+            ref.flag(pix_b[bad])
+            pix_b, pix_a = pix_b[~bad], pix_a[~bad]
+            target = None if target is None else target[~bad]
+        stored = pix_b.int().cpu(), weight[pix_b].float().cpu()
+        if target is None:
+            return GraphEdge(a, b, pix_a.int().cpu(), *stored), fraction
+        return PointEdge(a, b, target.float().cpu(), *stored), fraction
 
     def _calibration(self, pred: dict) -> Calibration | None:
         if self.intrinsics is None:

@@ -11,6 +11,8 @@ from torch import Tensor
 from recon4d.errors import InputError
 from recon4d.slam.mast3r_store import DenseField, Paged
 
+FLAGS_TO_MOVER = 2  # consistency flags after which a keyframe pixel is a mover
+
 
 class Keyframe(Paged):
     """Frame `index` kept as a keyframe; maps are H x W [x C] tensors on one device.
@@ -18,9 +20,10 @@ class Keyframe(Paged):
     `points` is the canonical pointmap in the keyframe's camera, `conf_sum` the per-pixel sum C
     of the fused confidences and `count` the number N of fused predictions (average confidence
     C / N); `movers` (H, W) bool marks pixels of moving objects (kept out of tracking and the
-    map); `pose_c2w` (4, 4) is the Sim(3) world <- keyframe (`recon4d.geometry.sim3`). Its
+    map); `flags` (H, W) uint8 counts the tracks whose consistency check flagged a pixel
+    (`flag`); `pose_c2w` (4, 4) is the Sim(3) world <- keyframe (`recon4d.geometry.sim3`). Its
     descriptors are not kept: edges and tracking match fresh decoder outputs, and retrieval keeps
-    one global descriptor (which keeps a keyframe at 20 bytes a pixel instead of 120).
+    one global descriptor (which keeps a keyframe at 21 bytes a pixel instead of 121).
 
     The image and the maps are `DenseField`s: in a stream they may be spilled to disk
     (`recon4d.slam.mast3r_store`); index, count and pose always stay in RAM.
@@ -30,12 +33,16 @@ class Keyframe(Paged):
     points = DenseField()
     conf_sum = DenseField()
     movers = DenseField()
+    flags = DenseField()
 
     def __init__(self, index: int, image: np.ndarray, points: Tensor, conf_sum: Tensor,
-                 count: int, movers: Tensor, pose_c2w: Tensor) -> None:
+                 count: int, movers: Tensor, pose_c2w: Tensor,
+                 flags: Tensor | None = None) -> None:
         super().__init__()
         self.index, self.count, self.pose_c2w = index, count, pose_c2w
         self.image, self.points, self.conf_sum, self.movers = image, points, conf_sum, movers
+        self.flags = (torch.zeros(movers.shape, dtype=torch.uint8, device=movers.device)
+                      if flags is None else flags)
 
     @classmethod
     def from_prediction(cls, index: int, image: np.ndarray, pred: dict[str, Tensor],
@@ -59,6 +66,16 @@ class Keyframe(Paged):
                        + conf[..., None] * points) / total[..., None]
         self.conf_sum = total
         self.count += 1
+
+    def flag(self, pixels: Tensor, to_mover: int = FLAGS_TO_MOVER) -> None:
+        """Count one more flag at the flat pixels `pixels` (a consistency check); a pixel
+        flagged `to_mover` times becomes a mover (one flag can be noise)."""
+        if pixels.numel() == 0:
+            return
+        flags = self.flags.reshape(-1).clone()
+        flags[pixels] = (flags[pixels].int() + 1).clamp_max(255).to(flags.dtype)
+        self.flags = flags.reshape(self.movers.shape)
+        self.movers = self.movers | (self.flags >= to_mover)
 
     def average_conf(self) -> Tensor:
         """(H, W) average confidence C / N of the fused predictions."""

@@ -48,6 +48,8 @@ class Matches:
     index: Tensor  # (H, W) int64, v * W + u in frame f
     valid: Tensor  # (H, W) bool
     position: Tensor  # (H, W, 2) float32 (u, v) in frame f
+    located: Tensor  # (H, W) bool: the ray search converged, whatever the exclusions
+    occluded: Tensor  # (H, W) bool: converged onto a frame point nearer by more than max_dist
 
     def pixels(self, width: int) -> Tensor:
         """(H, W, 2) int64 frame pixels (u, v) of the matches."""
@@ -162,15 +164,21 @@ def match_keyframe(points_f: Tensor, points_kf: Tensor, desc_f: Tensor, desc_kf:
     `desc_f`, `desc_kf` (H, W, D) their descriptors; `init` (H, W, 2) pixel positions (u, v)
     start the search (e.g. the previous frame's `Matches.pixels`; default the same pixel).
     `exclude_f` / `exclude_k` (H, W) bool mark pixels that may not match (movers): a keyframe
-    pixel excluded, or matched onto an excluded frame pixel, is invalid.
+    pixel excluded, or matched onto an excluded frame pixel, is invalid (but still `located`
+    where the ray search converged: where a keyframe's movers are in the frame). A keyframe
+    pixel whose ray lands on a frame point nearer to the camera by more than `max_dist` is
+    `occluded`: something in the frame stands in front of it.
     """
     width = points_f.shape[1]
     uv, sq_error = projective_match(points_f, points_kf, init)
     pixels = uv.long()  # truncated, not rounded (positions are >= 1)
     index = pixels[..., 1] * width + pixels[..., 0]
-    flat_f = points_f.reshape(-1, 3)
-    close = (flat_f[index] - points_kf).norm(dim=-1) < max_dist
-    valid = (sq_error < MAX_SQ_RAY_ERROR) & close
+    landed = points_f.reshape(-1, 3)[index]
+    close = (landed - points_kf).norm(dim=-1) < max_dist
+    converged = sq_error < MAX_SQ_RAY_ERROR
+    located = converged & close
+    occluded = converged & (landed.norm(dim=-1) < points_kf.norm(dim=-1) - max_dist)
+    valid = located
     if exclude_k is not None:
         valid = valid & ~exclude_k
     chosen = valid.nonzero(as_tuple=True)  # only matches that can be used are refined
@@ -179,4 +187,4 @@ def match_keyframe(points_f: Tensor, points_kf: Tensor, desc_f: Tensor, desc_kf:
     if exclude_f is not None:
         valid = valid & ~exclude_f.reshape(-1)[index]
     agree = (pixels - uv).abs().amax(-1, keepdim=True) < AGREEMENT_PX
-    return Matches(index, valid, torch.where(agree, uv, pixels.float()))
+    return Matches(index, valid, torch.where(agree, uv, pixels.float()), located, occluded)

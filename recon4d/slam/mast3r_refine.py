@@ -10,7 +10,12 @@ tracked against A). The frames are matched against B newest first, each search s
 the newer frame's matches, as tracking does forwards. At the end of the stream the newest frame
 stands in for B (`finish`). At most `max_frames` (the newest) frames of a span are buffered, so
 the extra work per frame is bounded: two decoder runs, two matchings and two solves, paid when
-B arrives.
+B arrives. With the consistency check (`check_consistency`, the stream's "geometry" and "flow"
+movers), the matches against B that disagree under the pose solved against B alone, and those
+against A that disagree under the tracked pose, are left out first
+(`recon4d.dynamics.consistency`): without that, the refinement undid what the check did for
+tracking (64 x 48 walk among 20 movers, seed 0, scratch run: ATE 0.51 % of the path with
+refinement, 0.19 % without).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from recon4d.slam.mast3r_tracking import (
     Residuals,
     frame_residuals,
     gauss_newton_sim3,
+    inconsistent_matches,
     plausible_sim3,
     static_pixels,
     usable_matches,
@@ -56,32 +62,50 @@ class SpanFrame:
     T_af: Tensor
 
 
-def keyframe_residuals(source: SlamPairSource, frame: SpanFrame, keyframe: Keyframe,
-                       code_k: Any, intrinsics: Tensor | None = None,
-                       init: Tensor | None = None
-                       ) -> tuple[WorldResiduals, Tensor, float]:
-    """Tracking residuals of `frame` against `keyframe` as a function of the frame's world
-    Sim(3) pose (Jacobians for left steps of it), from a fresh decoder run; also the matches'
-    frame pixels (H, W, 2) to start the next search and the usable match fraction (of the
-    keyframe's non-mover pixels, as in tracking)."""
-    pred_f, pred_k = source.decode(frame.code, code_k)
-    points_f = pred_f["pts3d"]
-    matches = match_keyframe(points_f, pred_k["pts3d"], pred_f["desc"], pred_k["desc"],
-                             init=init, exclude_f=frame.movers, exclude_k=keyframe.movers)
-    weight, _, usable = usable_matches(matches, pred_f, pred_k, keyframe.average_conf())
-    keep = usable.nonzero()[:, 0]
-    relative = frame_residuals(keyframe.points.reshape(-1, 3)[keep], pred_f, pred_k, keep,
-                               matches.position.reshape(-1, 2)[keep], weight[keep], intrinsics)
-    device = points_f.device
-    to_keyframe = sim3_inverse(nearest_sim3(keyframe.pose_c2w.to(device, torch.float64)))
-    adjoint = sim3_adjoint(to_keyframe)
+class KeyframeResiduals:
+    """Tracking residuals of a buffered frame against a keyframe from a fresh decoder run, as a
+    function of the frame's world Sim(3) pose (Jacobians for left steps of it); `pixels` (H, W,
+    2) the matches' frame pixels (to start the next search), `fraction` the usable match
+    fraction (of the keyframe's non-mover pixels, as in tracking)."""
 
-    def world(pose: Tensor) -> Residuals:
-        res = relative(to_keyframe @ pose.to(device))
-        return Residuals(res.r, res.jac @ adjoint, res.sqrt_info)
+    def __init__(self, source: SlamPairSource, frame: SpanFrame, keyframe: Keyframe,
+                 code_k: Any, intrinsics: Tensor | None = None,
+                 init: Tensor | None = None) -> None:
+        pred_f, pred_k = source.decode(frame.code, code_k)
+        points_f = pred_f["pts3d"]
+        self.matches = match_keyframe(points_f, pred_k["pts3d"], pred_f["desc"],
+                                      pred_k["desc"], init=init, exclude_f=frame.movers,
+                                      exclude_k=keyframe.movers)
+        self.weight, _, usable = usable_matches(self.matches, pred_f, pred_k,
+                                                keyframe.average_conf())
+        # the pointmaps only: the descriptors are not needed past the matching
+        self.pred_f, self.pred_k = {"pts3d": points_f}, {"pts3d": pred_k["pts3d"]}
+        self.keyframe, self.intrinsics = keyframe, intrinsics
+        self.pixels = self.matches.pixels(points_f.shape[1])
+        self.fraction = float(usable.sum()) / static_pixels(keyframe.movers)
+        device = points_f.device
+        self.to_keyframe = sim3_inverse(nearest_sim3(keyframe.pose_c2w.to(device,
+                                                                          torch.float64)))
+        self._adjoint = sim3_adjoint(self.to_keyframe)
+        self._use(usable.nonzero()[:, 0])
 
-    fraction = float(usable.sum()) / static_pixels(keyframe.movers)
-    return world, matches.pixels(points_f.shape[1]), fraction
+    def _use(self, keep: Tensor) -> None:
+        self.keep = keep
+        self._relative = frame_residuals(
+            self.keyframe.points.reshape(-1, 3)[keep], self.pred_f, self.pred_k, keep,
+            self.matches.position.reshape(-1, 2)[keep], self.weight[keep], self.intrinsics)
+
+    def __call__(self, pose: Tensor) -> Residuals:
+        res = self._relative(self.to_keyframe @ pose.to(self.to_keyframe.device))
+        return Residuals(res.r, res.jac @ self._adjoint, res.sqrt_info)
+
+    def drop_inconsistent(self, pose: Tensor) -> None:
+        """Leave out the matches that disagree under the frame's world `pose`
+        (`inconsistent_matches`: movers the masks missed)."""
+        T_kf = self.to_keyframe @ pose.to(self.to_keyframe.device)
+        bad = inconsistent_matches(self.keyframe.points, self.pred_k["pts3d"], self.keep, T_kf)
+        if bool(bad.any()):
+            self._use(self.keep[~bad])
 
 
 def _rescaled(residuals: WorldResiduals, scale: float) -> WorldResiduals:
@@ -106,9 +130,11 @@ class SpanRefiner:
     their refinement once the next keyframe arrives (module doc)."""
 
     def __init__(self, source: SlamPairSource, max_frames: int,
-                 intrinsics: Tensor | None = None, min_valid: float = 0.05) -> None:
+                 intrinsics: Tensor | None = None, min_valid: float = 0.05,
+                 check_consistency: bool = False) -> None:
         self.source, self.max_frames = source, max_frames
         self.intrinsics, self.min_valid = intrinsics, min_valid
+        self.check_consistency = check_consistency
         self.frames: deque[SpanFrame] = deque(maxlen=max(1, max_frames))
 
     def add(self, frame: SpanFrame) -> None:
@@ -129,16 +155,20 @@ class SpanRefiner:
         refined, init = [], None
         pose_a = nearest_sim3(keyframe_a.pose_c2w.double())
         for frame in reversed(self.frames):
-            to_b, init, fraction = keyframe_residuals(self.source, frame, keyframe_b, code_b,
-                                                      self.intrinsics, init)
-            if fraction < self.min_valid:
+            to_b = KeyframeResiduals(self.source, frame, keyframe_b, code_b, self.intrinsics,
+                                     init)
+            init = to_b.pixels
+            if to_b.fraction < self.min_valid:
                 continue
             start = pose_a @ frame.T_af.to(pose_a)
             alone, _ = gauss_newton_sim3(to_b, start)
             if not plausible_sim3(sim3_inverse(start) @ alone):
                 continue
-            to_a, _, _ = keyframe_residuals(self.source, frame, keyframe_a, code_a,
-                                            self.intrinsics)
+            to_a = KeyframeResiduals(self.source, frame, keyframe_a, code_a, self.intrinsics)
+            if self.check_consistency:
+                to_b.drop_inconsistent(alone)
+                alone, _ = gauss_newton_sim3(to_b, alone)
+                to_a.drop_inconsistent(start)
             ratio = float(sim3_scale(alone) / sim3_scale(start))
             pose, _ = gauss_newton_sim3(_joined(to_a, _rescaled(to_b, ratio)), start)
             if plausible_sim3(sim3_inverse(start) @ pose):

@@ -1,0 +1,67 @@
+"""Mover pixels from geometric consistency (recon4d.dynamics.consistency): the relative
+disagreement by hand, the robust threshold on drawn values with known outliers, and the frame
+masks on hand-made pixel sets."""
+
+from __future__ import annotations
+
+import torch
+
+from recon4d.dynamics.consistency import (
+    frame_movers,
+    inconsistent,
+    relative_disagreement,
+)
+
+
+def test_relative_disagreement_is_the_distance_over_the_reference_distance():
+    ref = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 4.0]])
+    moved = torch.tensor([[2.0, 0.2, 0.0], [0.0, 3.0, 4.0]])
+    torch.testing.assert_close(relative_disagreement(ref, moved), torch.tensor([0.1, 0.0]))
+
+
+def test_only_the_displaced_matches_are_flagged():
+    gen = torch.Generator().manual_seed(0)
+    static = 0.004 + 0.0005 * torch.randn(900, generator=gen)
+    moved = 0.05 + 0.02 * torch.rand(100, generator=gen)  # 10 % of the matches moved
+    values = torch.cat((static, moved))[torch.randperm(1000, generator=gen)]
+    flagged = inconsistent(values)
+    assert torch.equal(flagged, values > 0.04)  # no static value is above 0.04, no mover below
+
+
+def test_nothing_is_flagged_below_the_floor_or_when_most_disagree():
+    exact = torch.cat((1e-9 * torch.arange(99.0), torch.tensor([1e-6])))  # near-exact
+    assert not inconsistent(exact).any()
+    assert torch.equal(inconsistent(exact, floor=0.0), exact == 1e-6)  # the floor keeps it
+    most = torch.cat((torch.full((40,), 0.004), torch.full((60,), 0.2)))
+    assert not inconsistent(most).any()  # 60 % disagree: the pose is wrong, not the scene
+    assert not inconsistent(torch.zeros(0)).any()
+
+
+def flat(*pixels: tuple[int, int], width: int = 7) -> torch.Tensor:
+    return torch.tensor([v * width + u for u, v in pixels], dtype=torch.long)
+
+
+def mask_of(*pixels: tuple[int, int], shape=(5, 7)) -> torch.Tensor:
+    mask = torch.zeros(shape, dtype=torch.bool)
+    for u, v in pixels:
+        mask[v, u] = True
+    return mask
+
+
+def test_flagged_pixels_grow_and_known_movers_close():
+    none = flat()
+    grown = frame_movers(flat((3, 2)), none, none, none, (5, 7))
+    assert torch.equal(grown, mask_of(*[(u, v) for u in (2, 3, 4) for v in (1, 2, 3)]))
+    # two known pixels with a one-pixel gap: the gap is filled, nothing around them
+    closed = frame_movers(none, flat((2, 2), (4, 2)), none, none, (5, 7))
+    assert torch.equal(closed, mask_of((2, 2), (3, 2), (4, 2)))
+    assert torch.equal(frame_movers(flat((3, 2)), none, none, none, (5, 7), grow=0),
+                       mask_of((3, 2)))
+
+
+def test_occluding_pixels_count_unless_a_valid_match_explains_them():
+    none = flat()
+    occluding = flat((1, 1), (5, 3))
+    explained = flat((6, 4))  # a valid match next to (5, 3)
+    movers = frame_movers(none, none, occluding, explained, (5, 7))
+    assert torch.equal(movers, mask_of((1, 1)))
