@@ -373,12 +373,18 @@ def test_movers_masks_keep_tracking_on_the_static_scene():
     assert errors[True] < 0.5 * errors[False]
 
 
-def test_the_consistency_check_finds_the_movers_and_keeps_the_pose():
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_the_consistency_check_finds_the_movers_and_keeps_the_pose(calibrated):
     """No masks given: the check flags the keyframe's mover pixels (the oracle puts them where
-    they are at the frame's time) and the pose comes out as good as with the true masks."""
+    they are at the frame's time) and the pose error falls several times. Calibrated, it checks
+    the frame points at the match positions (what those residuals use), which also flags some
+    static pixels beside movers."""
     scene = generate_scene(frames=4, width=W, height=H, movers=8, seed=2, fps=1.0)
     oracle = Mast3rSlamOracle(scene)
+    intrinsics = torch.from_numpy(scene.intrinsics[0]) if calibrated else None
     truth_k = torch.from_numpy(scene.dynamic_mask[0]).reshape(-1)
+    # measured precision 0.98 / 0.74-0.83, recall 0.93-0.99 / 0.87-1.02 of the matched movers
+    precision = 0.7 if calibrated else 0.9
     errors = {}
     for check in (False, True):
         keyframe = keyframe_of(oracle)
@@ -386,18 +392,19 @@ def test_the_consistency_check_finds_the_movers_and_keeps_the_pose():
         for frame in (1, 2, 3):
             pred_f, pred_k = oracle.decode(frame, 0)
             result = track_frame(keyframe, pred_f, pred_k, EYE, fuse_keyframe=False,
-                                 check_consistency=check)
+                                 check_consistency=check, intrinsics=intrinsics)
             trans.append(pose_error(result.T_kf, true_relative(scene, keyframe, pred_f,
                                                                frame))[1])
-            if check:  # measured: precision 0.98, recall 0.93-0.99 of the matched movers
+            if check:
                 flagged = result.inconsistent
                 matched_movers = int(truth_k[result.matches.valid.reshape(-1)].sum())
-                assert float(truth_k[flagged].float().mean()) > 0.9
+                assert float(truth_k[flagged].float().mean()) > precision
                 assert len(flagged) > 0.8 * matched_movers
             else:
                 assert len(result.inconsistent) == 0
         errors[check] = np.mean(trans)
-    assert errors[True] < 0.3 * errors[False]  # measured 0.00055 against 0.0051
+    # measured 0.00055 against 0.0051, calibrated 0.0056 against 0.0169
+    assert errors[True] < 0.4 * errors[False]
 
 
 def test_with_the_check_fusion_skips_the_pixels_that_disagree_more_than_the_median():

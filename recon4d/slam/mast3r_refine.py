@@ -40,6 +40,7 @@ from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
 from recon4d.slam.mast3r_tracking import (
     Residuals,
+    checked_points,
     frame_residuals,
     gauss_newton_sim3,
     inconsistent_matches,
@@ -80,6 +81,7 @@ class KeyframeResiduals:
                                                 keyframe.average_conf())
         # the pointmaps only: the descriptors are not needed past the matching
         self.pred_f, self.pred_k = {"pts3d": points_f}, {"pts3d": pred_k["pts3d"]}
+        self.checked = checked_points(self.pred_f, self.pred_k, self.matches, intrinsics)
         self.keyframe, self.intrinsics = keyframe, intrinsics
         self.pixels = self.matches.pixels(points_f.shape[1])
         self.fraction = float(usable.sum()) / static_pixels(keyframe.movers)
@@ -103,7 +105,7 @@ class KeyframeResiduals:
         """Leave out the matches that disagree under the frame's world `pose`
         (`inconsistent_matches`: movers the masks missed)."""
         T_kf = self.to_keyframe @ pose.to(self.to_keyframe.device)
-        bad = inconsistent_matches(self.keyframe.points, self.pred_k["pts3d"], self.keep, T_kf)
+        bad = inconsistent_matches(self.keyframe.points, self.checked, self.keep, T_kf)
         if bool(bad.any()):
             self._use(self.keep[~bad])
 
@@ -162,12 +164,13 @@ class SpanRefiner:
                 continue
             start = pose_a @ frame.T_af.to(pose_a)
             alone, _ = gauss_newton_sim3(to_b, start)
+            if self.check_consistency and plausible_sim3(sim3_inverse(start) @ alone):
+                to_b.drop_inconsistent(alone)
+                alone, _ = gauss_newton_sim3(to_b, alone)
             if not plausible_sim3(sim3_inverse(start) @ alone):
                 continue
             to_a = KeyframeResiduals(self.source, frame, keyframe_a, code_a, self.intrinsics)
             if self.check_consistency:
-                to_b.drop_inconsistent(alone)
-                alone, _ = gauss_newton_sim3(to_b, alone)
                 to_a.drop_inconsistent(start)
             ratio = float(sim3_scale(alone) / sim3_scale(start))
             pose, _ = gauss_newton_sim3(_joined(to_a, _rescaled(to_b, ratio)), start)

@@ -260,6 +260,17 @@ def pixel_disagreement(points_k: Tensor, points_kf: Tensor, pixels_k: Tensor,
     return relative_disagreement(ref, moved)
 
 
+def checked_points(pred_f: dict[str, Tensor], pred_k: dict[str, Tensor], matches: Matches,
+                   intrinsics: Tensor | None) -> Tensor:
+    """(H, W, 3) per keyframe pixel, the frame-camera point its residuals use
+    (`frame_residuals`): the run's prediction X_kf of the pixel, or with `intrinsics` the frame
+    point X_ff at the match's position, so the consistency check tests what the pose sees."""
+    if intrinsics is None:
+        return pred_k["pts3d"]
+    points_f = pred_f["pts3d"]
+    return sample_points(points_f, matches.position.reshape(-1, 2)).reshape(points_f.shape)
+
+
 def inconsistent_matches(points_k: Tensor, points_kf: Tensor, pixels_k: Tensor,
                          T_kf: Tensor) -> Tensor:
     """(M,) bool: the pixels whose `pixel_disagreement` is `inconsistent`."""
@@ -388,7 +399,8 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
     if not plausible_sim3(T_kf, scale_range):
         return lost(iterations)
     if check_consistency:
-        bad = inconsistent_matches(keyframe.points, points_kf, keep, T_kf)
+        bad = inconsistent_matches(keyframe.points,
+                                   checked_points(pred_f, pred_k, matches, intrinsics), keep, T_kf)
         if bool(bad.any()):
             flagged, keep = keep[bad], keep[~bad]
             T_kf, more = solve(keep, T_kf)
