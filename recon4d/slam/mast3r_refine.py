@@ -81,7 +81,6 @@ class KeyframeResiduals:
                                                 keyframe.average_conf())
         # the pointmaps only: the descriptors are not needed past the matching
         self.pred_f, self.pred_k = {"pts3d": points_f}, {"pts3d": pred_k["pts3d"]}
-        self.checked = checked_points(self.pred_f, self.pred_k, self.matches, intrinsics)
         self.keyframe, self.intrinsics = keyframe, intrinsics
         self.pixels = self.matches.pixels(points_f.shape[1])
         self.fraction = float(usable.sum()) / static_pixels(keyframe.movers)
@@ -105,7 +104,8 @@ class KeyframeResiduals:
         """Leave out the matches that disagree under the frame's world `pose`
         (`inconsistent_matches`: movers the masks missed)."""
         T_kf = self.to_keyframe @ pose.to(self.to_keyframe.device)
-        bad = inconsistent_matches(self.keyframe.points, self.checked, self.keep, T_kf)
+        checked = checked_points(self.pred_f, self.pred_k, self.matches, self.intrinsics)
+        bad = inconsistent_matches(self.keyframe.points, checked, self.keep, T_kf)
         if bool(bad.any()):
             self._use(self.keep[~bad])
 
