@@ -187,8 +187,7 @@ def movers(args: argparse.Namespace) -> None:
 def _map_mover_share(slam, truth: np.ndarray) -> float:
     """Share of the map's keyframe pixels (confident, not marked movers: what `cloud` keeps)
     that lie on true movers."""
-    kept = [((kf.average_conf() > slam.options.cloud_conf) & ~kf.movers).cpu().numpy()
-            for kf in slam.keyframes]
+    kept = [kf.map_pixels(slam.options.cloud_conf).cpu().numpy() for kf in slam.keyframes]
     movers = sum((k & truth[kf.index]).sum() for k, kf in zip(kept, slam.keyframes, strict=True))
     return float(movers / max(1, sum(k.sum() for k in kept)))
 

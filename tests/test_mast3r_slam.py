@@ -147,8 +147,7 @@ def map_mover_share(slam: Mast3rSlam, scene) -> float:
     """Share of the map's keyframe pixels (those `cloud` keeps) that lie on true movers."""
     movers = total = 0
     for keyframe in slam.keyframes:
-        kept = ((keyframe.average_conf() > slam.options.cloud_conf)
-                & ~keyframe.movers).numpy()
+        kept = keyframe.map_pixels(slam.options.cloud_conf).numpy()
         movers += (kept & scene.dynamic_mask[keyframe.index]).sum()
         total += kept.sum()
     return movers / total

@@ -406,7 +406,7 @@ class Mast3rSlam:
         and average confidences (M,) of its pixels with average confidence above `min_conf`,
         movers left out: its part of the map before its pose is applied."""
         conf = keyframe.average_conf()
-        keep = (conf > min_conf) & ~keyframe.movers
+        keep = keyframe.map_pixels(min_conf)
         colors = keyframe.image[keep.cpu().numpy()]
         return keyframe.points[keep], colors, conf[keep].float().cpu().numpy()
 

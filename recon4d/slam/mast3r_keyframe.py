@@ -77,6 +77,11 @@ class Keyframe(Paged):
         self.flags = flags.reshape(self.movers.shape)
         self.movers = self.movers | (self.flags >= to_mover)
 
+    def map_pixels(self, min_conf: float) -> Tensor:
+        """(H, W) bool: the pixels that enter the map, average confidence above `min_conf` and
+        not movers."""
+        return (self.average_conf() > min_conf) & ~self.movers
+
     def average_conf(self) -> Tensor:
         """(H, W) average confidence C / N of the fused predictions."""
         return self.conf_sum / self.count
