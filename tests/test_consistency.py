@@ -28,10 +28,22 @@ def test_only_the_displaced_matches_are_flagged():
     assert torch.equal(flagged, values > 0.04)  # no static value is above 0.04, no mover below
 
 
+def test_many_movers_do_not_widen_the_threshold():
+    """45 % of the matches moved: a median-based spread (median + 4 x 1.4826 MAD = 0.042 on
+    these values) would keep a quarter of them; the 20th percentile stays on the static ones
+    (4.5 x it = 0.018, the largest static value 0.014, the smallest mover 0.020)."""
+    gen = torch.Generator().manual_seed(0)
+    static = (0.003 * torch.randn(550, 3, generator=gen)).norm(dim=-1)  # a 3D error's norm
+    moved = 0.02 + 0.08 * torch.rand(450, generator=gen)
+    flagged = inconsistent(torch.cat((static, moved)))
+    assert flagged[550:].all() and not flagged[:550].any()
+
+
 def test_nothing_is_flagged_below_the_floor_or_when_most_disagree():
-    exact = torch.cat((1e-9 * torch.arange(99.0), torch.tensor([1e-6])))  # near-exact
+    exact = torch.cat((1e-9 * (50 + torch.arange(99.0) / 10), torch.tensor([1e-6])))
     assert not inconsistent(exact).any()
     assert torch.equal(inconsistent(exact, floor=0.0), exact == 1e-6)  # the floor keeps it
+    # (near-exact: 5e-8 to 6e-8, and one 1e-6 above 4.5 x the 20th percentile, 2.3e-7)
     most = torch.cat((torch.full((40,), 0.004), torch.full((60,), 0.2)))
     assert not inconsistent(most).any()  # 60 % disagree: the pose is wrong, not the scene
     assert not inconsistent(torch.zeros(0)).any()

@@ -102,6 +102,22 @@ def test_relocalisation_after_frames_that_cannot_be_tracked(orbit):
     assert ate(slam.frame_poses()[kept], truth) < 0.05 * path_length(truth)
 
 
+def test_a_relocalised_keyframe_keeps_the_movers_its_track_found():
+    scene = generate_scene(frames=10, width=64, height=48, movers=20, seed=1, fps=5.0,
+                           trajectory="walk")
+    source = Mast3rSlamOracle(scene)
+    slam = Mast3rSlam(Dropout(source, {4, 5}), Mast3rSlamOptions(movers="geometry"))
+    frames = [slam.push(view) for view in source.views()[:7]]
+    assert [f.lost for f in frames] == [False] * 4 + [True] * 2 + [False]
+    keyframe, truth = slam.keyframes[-1], scene.dynamic_mask[6]
+    assert keyframe.index == 6
+    movers = keyframe.movers.cpu().numpy()
+    assert np.array_equal(movers, frames[6].movers)  # the frame's mask is the keyframe's
+    # measured: recall 0.45, precision 0.70 (without the check's movers the mask was empty)
+    assert (movers & truth).sum() > 0.3 * truth.sum()
+    assert (movers & truth).sum() > 0.5 * movers.sum()
+
+
 def test_a_frame_of_another_size_is_refused(orbit):
     source = Mast3rSlamOracle(orbit)
     views = source.views()

@@ -1,11 +1,16 @@
 """Mover pixels from geometric consistency: once a pose is solved from matched 3D points, a
-match whose two points still disagree far beyond the spread of the others belongs to something
-that moved between the two views (or is a gross outlier).
+match whose two points still disagree far beyond the spread of the static ones belongs to
+something that moved between the two views (or is a gross outlier).
 
-The test is relative: each match's distance |T x_src - x_ref| / |x_ref| against the median of
-all matches plus `sigmas` robust standard deviations (1.4826 MAD), never below `floor` (with
-near-exact predictions the spread is tiny and nothing should be flagged). It needs no extra
-network call and no optical flow: the SLAM runs it on the matches tracking already has.
+The test is relative: each match's distance |T x_src - x_ref| / |x_ref| against `ratio` times
+the `quantile`-th quantile of all matches, never below `floor` (with near-exact predictions the
+spread is tiny and nothing should be flagged). A static match's disagreement is the norm of a
+roughly isotropic 3D error, whose 20th percentile is about its per-axis sigma (Maxwell
+distribution), so 4.5 x that flags about 0.015 % of static matches. The low quantile stays on
+the static matches while they are more than a fifth of all: unlike a median-based spread it
+holds when movers are many (a walk among 20 movers, 30 frames, seed 4: ATE 0.61 -> 0.20 % of
+the path, median + 4 MAD against 4.5 x the 20th percentile). It needs no extra network call and
+no optical flow: the SLAM runs it on the matches tracking already has.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-CONSISTENCY_SIGMAS = 4.0  # robust standard deviations above the median distance
+CONSISTENCY_QUANTILE = 0.2  # the quantile of the disagreements that sets their static scale
+CONSISTENCY_RATIO = 4.5  # flagged above this many times that quantile
 CONSISTENCY_FLOOR = 0.003  # relative distance below which a match is never flagged
 MAX_FLAGGED = 0.5  # more flagged than this fraction: the pose is what is wrong, flag nothing
-MAD_TO_SIGMA = 1.4826  # MAD of a Gaussian -> its standard deviation
 GROW_PIXELS = 1  # flagged frame pixels are grown by this much (see `frame_movers`)
 
 
@@ -27,17 +32,16 @@ def relative_disagreement(points_ref: Tensor, points_moved: Tensor) -> Tensor:
             / points_ref.norm(dim=-1).clamp_min(1e-12))
 
 
-def inconsistent(disagreement: Tensor, sigmas: float = CONSISTENCY_SIGMAS,
-                 floor: float = CONSISTENCY_FLOOR,
+def inconsistent(disagreement: Tensor, ratio: float = CONSISTENCY_RATIO,
+                 quantile: float = CONSISTENCY_QUANTILE, floor: float = CONSISTENCY_FLOOR,
                  max_flagged: float = MAX_FLAGGED) -> Tensor:
-    """(M,) bool: the matches whose `disagreement` (M,) lies above max(`floor`, median +
-    `sigmas` x 1.4826 MAD); none when that is more than `max_flagged` of them (a wrong pose,
+    """(M,) bool: the matches whose `disagreement` (M,) lies above max(`floor`, `ratio` x its
+    `quantile`-th quantile); none when that is more than `max_flagged` of them (a wrong pose,
     not movers) or there are no matches."""
     if disagreement.numel() == 0:
         return torch.zeros_like(disagreement, dtype=torch.bool)
-    median = disagreement.median()
-    spread = MAD_TO_SIGMA * (disagreement - median).abs().median()
-    flagged = disagreement > max(floor, float(median + sigmas * spread))
+    scale = float(torch.quantile(disagreement, quantile))
+    flagged = disagreement > max(floor, ratio * scale)
     if float(flagged.float().mean()) > max_flagged:
         return torch.zeros_like(flagged)
     return flagged

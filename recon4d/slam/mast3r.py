@@ -220,7 +220,8 @@ class Mast3rSlam:
         """§6 relocalisation: the frame, decoded alone, is matched both ways to its retrieved
         keyframes; with one passing `reloc_min_valid` it becomes a keyframe with edges to those
         that pass, its pose tracked against the best one from that one's pose (the reference
-        takes that pose as it is), else it stays lost."""
+        takes that pose as it is; with the consistency check its mask gains the movers that
+        track found, as a tracked frame's does), else it stays lost."""
         with clock("network"):
             pred, _ = self.source.decode(code, code)
         movers = self._mask(view, pred, None, None)
@@ -241,6 +242,10 @@ class Mast3rSlam:
             pred_f, pred_k = self.source.decode(code, self.codes[passing[0][0]])
             track = self._track(best, pred_f, pred_k, best.pose_c2w, movers,
                                 fuse_keyframe=False)
+        if not track.lost:
+            movers = self._flagged(movers, track, best)
+            if movers is not None:
+                candidate.movers = candidate.movers | movers
         candidate.pose_c2w = best.pose_c2w.clone() if track.lost else track.pose_c2w
         self._relocalising = False
         with clock("backend"):
