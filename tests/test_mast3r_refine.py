@@ -1,14 +1,17 @@
 """Span refinement of the MASt3R-SLAM stream (`refine_frames`, recon4d.slam.mast3r_refine) on a
 synthetic oracle orbit: the written trajectory gets closer to the truth, the poses the stream
-yields do not change, and the option off (or a short buffer) leaves the unrefined frames as
-tracked."""
+yields do not change, the option off (or a short buffer) leaves the unrefined frames as
+tracked, and on a walk among masked movers the refinement helps while keeping each frame's
+scale near the tracked one."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from recon4d.eval.poses import align_poses, ate_errors
+from recon4d.geometry.sim3 import sim3_scale
 from recon4d.options import Mast3rSlamOptions
 from recon4d.slam.mast3r import Mast3rSlam
 from recon4d.synthetic import generate_scene
@@ -24,11 +27,11 @@ def orbit():
     return generate_scene(frames=20, width=64, height=48, movers=0, seed=0, fps=5.0)
 
 
-def run(scene, refine_frames: int) -> tuple[np.ndarray, np.ndarray, Mast3rSlam]:
+def run(scene, refine_frames: int, movers=None) -> tuple[np.ndarray, np.ndarray, Mast3rSlam]:
     """(poses as `push` yielded them (N, 4, 4), `frame_poses()` before `finish`, the finished
-    stream)."""
+    stream); `movers` as `Mast3rSlam`'s."""
     source = Mast3rSlamOracle(scene)
-    slam = Mast3rSlam(source, Mast3rSlamOptions(refine_frames=refine_frames))
+    slam = Mast3rSlam(source, Mast3rSlamOptions(refine_frames=refine_frames), movers=movers)
     yielded = np.stack([slam.push(view).pose_c2w for view in source.views()])
     before = slam.frame_poses()
     slam.finish()
@@ -81,3 +84,27 @@ def test_spans_and_the_end_refine_only_their_newest_buffered_frames(orbit, runs)
     # at the end the newest frame (19) stands in for the next keyframe, for frame 18
     moved = np.abs(short.frame_poses() - before).max(axis=(1, 2)) > 1e-9
     assert moved.nonzero()[0].tolist() == [18]
+
+
+def test_refinement_helps_on_a_walk_among_masked_movers():
+    """A walk among 6 movers with their true masks, 2 keyframes. Ray residuals barely tell a
+    forward move from a change of scale: with the frame's scale free, the joint solve changed
+    it by up to 5 % and moved frames away from both keyframes' solutions (ATE 0.081 -> 0.178 %
+    of the path, scratch run); held near the tracked scale (`REFINE_SCALE_SIGMA`) the
+    refinement lowers the ATE (measured 0.056 %)."""
+    walk = generate_scene(frames=30, width=64, height=48, movers=6, seed=1, trajectory="walk",
+                          fps=5.0)
+
+    def masks(view, *_):
+        return torch.from_numpy(walk.dynamic_mask[int(view["idx"])])
+
+    off = run(walk, 0, masks)[2]
+    on = run(walk, Mast3rSlamOptions().refine_frames, masks)[2]
+    assert rms_error(on.frame_poses(), walk.poses_c2w) < 0.85 * rms_error(off.frame_poses(),
+                                                                            walk.poses_c2w)
+    # the keyframes are the same in both runs, so T_af compares the frames' poses
+    assert [k.index for k in on.keyframes] == [k.index for k in off.keyframes]
+    pairs = zip(on.relative, off.relative, strict=True)
+    changes = [abs(float(sim3_scale(a[1]) / sim3_scale(b[1])) - 1)
+               for a, b in pairs if not torch.equal(a[1], b[1])]
+    assert len(changes) > 20 and max(changes) < 0.01

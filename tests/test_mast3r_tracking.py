@@ -142,6 +142,35 @@ def test_gauss_newton_recovers_a_known_sim3_despite_outliers(mode):
     assert rot_plain > 5 * rot and trans_plain > 5 * trans  # least squares is pulled away
 
 
+def test_gauss_newton_scale_prior_holds_the_start_scale():
+    _, ref = scene_points(300, seed=4)
+    src = sim3_act(sim3_inverse(T_TRUE), ref)
+    weight = torch.ones(300, dtype=torch.float64)
+
+    def residuals(T):
+        return ray_dist_residuals(ref, src, T, weight)
+
+    def scale_ratio(T):
+        return float(sim3_scale(T) / sim3_scale(T_TRUE))
+
+    # started at the true scale, a fixed scale (sigma 0) still recovers rotation and translation
+    start = sim3_exp(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.15], dtype=torch.float64))
+    fixed, _ = gauss_newton_sim3(residuals, start, scale_sigma=0)
+    assert scale_ratio(fixed) == pytest.approx(1.0, rel=1e-12)
+    rot, trans, _ = pose_error(fixed, T_TRUE)
+    assert rot < 1e-4 and trans < 1e-5
+    # started 20 % off: the free solve finds the true scale, the fixed one keeps the start's,
+    # and a prior ends in between, nearer the start the smaller its sigma
+    wrong = sim3_exp(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.15 + np.log(1.2)],
+                                  dtype=torch.float64))
+    assert scale_ratio(gauss_newton_sim3(residuals, wrong)[0]) == pytest.approx(1.0, abs=1e-6)
+    assert scale_ratio(gauss_newton_sim3(residuals, wrong, scale_sigma=0)[0]) == pytest.approx(
+        1.2, rel=1e-12)
+    loose, tight = (scale_ratio(gauss_newton_sim3(residuals, wrong, scale_sigma=sigma)[0])
+                    for sigma in (1.0, 0.1))
+    assert 1.0 < loose < tight < 1.2
+
+
 def test_gauss_newton_stops_below_the_noise_of_huber_dominated_residuals():
     """With per-point noise of 0.2 % of depth on both sides and weights sqrt(21) (the oracle's
     pointmaps), most whitened ray residuals lie beyond the Huber threshold and IRLS converges

@@ -190,15 +190,28 @@ def edge_normal_equations(res: Residuals, pose_ref: Tensor, huber_k: float = HUB
 def gauss_newton_sim3(residuals: Callable[[Tensor], Residuals], T_init: Tensor,
                       max_iters: int = MAX_ITERS, huber_k: float = HUBER_K,
                       rel_cost_tol: float = REL_COST_TOL,
-                      step_tol: float = STEP_TOL) -> tuple[Tensor, int]:
+                      step_tol: float = STEP_TOL, scale_sigma: float | None = None
+                      ) -> tuple[Tensor, int]:
     """(T, iterations) minimising the robust cost of `residuals(T)` over one Sim(3) T (4, 4),
-    updated on the left, float64. Stops after a step of norm < `step_tol`, or when the cost
-    changed by less than `rel_cost_tol` relative to the previous iteration."""
+    updated on the left, float64. `scale_sigma` adds a Gaussian prior keeping log(scale of T)
+    at `T_init`'s with that standard deviation (0: the scale stays exactly `T_init`'s).
+    Stops after a step of norm < `step_tol`, or when the cost changed by less than
+    `rel_cost_tol` relative to the previous iteration."""
     T = T_init.double()
+    log_scale_init = torch.log(sim3_scale(T))
     old_cost = None
     for iteration in range(1, max_iters + 1):
         hessian, gradient, cost = robust_normal_equations(residuals(T), huber_k)
-        step = cholesky_step(hessian, gradient)
+        if scale_sigma:  # the prior's term 0.5 offset^2 (H and g are fresh tensors)
+            offset = (torch.log(sim3_scale(T)) - log_scale_init) / scale_sigma
+            hessian[6, 6] += 1.0 / scale_sigma ** 2
+            gradient[6] -= offset / scale_sigma
+            cost += 0.5 * float(offset) ** 2
+        if scale_sigma == 0:  # the log-scale row and column left out, its step zero
+            step = torch.cat((cholesky_step(hessian[:6, :6], gradient[:6]),
+                              gradient.new_zeros(1)))
+        else:
+            step = cholesky_step(hessian, gradient)
         T = sim3_exp(step) @ T
         if float(step.norm()) < step_tol or (
                 old_cost is not None and abs(old_cost - cost) < rel_cost_tol * old_cost):
