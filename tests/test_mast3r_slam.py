@@ -112,7 +112,8 @@ def test_a_relocalised_keyframe_keeps_the_movers_its_track_found():
     keyframe, truth = slam.keyframes[-1], scene.dynamic_mask[6]
     assert keyframe.index == 6
     movers = keyframe.movers.cpu().numpy()
-    assert np.array_equal(movers, frames[6].movers)  # the frame's mask is the keyframe's
+    written = frames[6].movers  # the keyframe's mask and the dense landing test's pixels
+    assert not (movers & ~written).any() and (written & ~movers).any()
     # measured: recall 0.45, precision 0.70 (without the check's movers the mask was empty)
     assert (movers & truth).sum() > 0.3 * truth.sum()
     assert (movers & truth).sum() > 0.5 * movers.sum()
@@ -175,8 +176,9 @@ def test_the_consistency_check_keeps_movers_out_without_masks(frames):
     the same walk with frozen movers and far below the unmasked one; the per-frame masks it
     writes overlap the true movers, and few mover points reach the map. 30 frames make
     keyframes, edges and span refinement
-    (measured: 10 frames 0.148 against frozen 0.129 and unmasked 0.641 % of the path, IoU 0.43;
-    30 frames 0.054 against 0.043 and 0.779, IoU 0.45)."""
+    (measured: 10 frames 0.148 against frozen 0.129 and unmasked 0.641 % of the path; 30 frames
+    0.054 against 0.043 and 0.779; IoU of the written masks 0.57 / 0.61, 0.43 / 0.45 without
+    the dense landing test, `recon4d.slam.mast3r_landing`)."""
     scene, frozen = (generate_scene(frames=frames, width=64, height=48, movers=20, seed=1,
                                     fps=5.0, trajectory="walk", freeze_movers=freeze)
                      for freeze in (False, True))
@@ -197,7 +199,7 @@ def test_the_consistency_check_keeps_movers_out_without_masks(frames):
     truth = scene.dynamic_mask
     iou = np.mean([(f.movers & truth[f.index]).sum() / (f.movers | truth[f.index]).sum()
                    for f in estimated[1:]])
-    assert iou > 0.35
+    assert iou > 0.5
 
 
 def test_lost_and_keyframe_options_reach_tracking(orbit):

@@ -18,7 +18,8 @@ per-frame mover masks (`MoverMasks`) are kept out of tracking, edges and the map
 out and the pose solved again; keyframe pixels flagged twice become the keyframe's movers
 (`Keyframe.flag`), and the frame's mover mask is joined by the frame pixels that the flagged
 and the keyframe's mover pixels match and by unexplained pixels in front of keyframe points
-(`frame_movers`), so a new keyframe starts with the movers its predecessor knew. Memory
+(`frame_movers`), so a new keyframe starts with the movers its predecessor knew; the mask a
+frame is written with adds the dense landing test (`landed_movers`). Memory
 stays flat: the dense data of keyframes, their codes and edges beyond the back end's recent
 reach is spilled to a temporary directory (`recon4d.slam.mast3r_store`), which `close` (or
 leaving a `with` block) removes.
@@ -52,6 +53,7 @@ from recon4d.slam.mast3r_graph import (
     edge_targets,
 )
 from recon4d.slam.mast3r_keyframe import Keyframe
+from recon4d.slam.mast3r_landing import landed_movers
 from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
 from recon4d.slam.mast3r_refine import SpanFrame, SpanRefiner
@@ -160,7 +162,9 @@ class Mast3rSlam:
         if track.lost:
             self._relocalising = True
             return self._lost(index, movers, track.valid_fraction, clock)
-        movers = self._flagged(movers, track, keyframe)
+        with clock("tracking"):
+            movers = self._flagged(movers, track, keyframe)
+            written = self._written(movers, track, keyframe, pred_f)
         self._pose = track.pose_c2w
         if track.needs_keyframe:
             previous = self._current
@@ -169,11 +173,11 @@ class Mast3rSlam:
                                    self.database.describe(code, pred_f["desc"]))
             with clock("refine"):
                 self._refine_span(previous)
-            return self._emit(index, True, track.valid_fraction, movers, clock)
+            return self._emit(index, True, track.valid_fraction, written, clock)
         self._init_pixels = track.matches.pixels(pred_f["pts3d"].shape[1])
         self.relative.append((self._current, track.T_kf.cpu()))
         self.refiner.add(SpanFrame(index, code, movers, track.T_kf.cpu()))
-        return self._emit(index, False, track.valid_fraction, movers, clock)
+        return self._emit(index, False, track.valid_fraction, written, clock)
 
     def _track(self, keyframe: Keyframe, pred_f: dict, pred_k: dict, pose: Tensor,
                movers: Tensor | None, **kwargs: Any) -> TrackResult:
@@ -199,6 +203,17 @@ class Mast3rSlam:
                                index[matches.occluded.reshape(-1)],
                                index[matches.valid.reshape(-1)], tuple(keyframe.movers.shape))
         return flagged if movers is None else movers | flagged
+
+    def _written(self, movers: Tensor | None, track: TrackResult, keyframe: Keyframe,
+                 pred_f: dict) -> Tensor | None:
+        """The mask a tracked frame is written with: with the consistency check, `movers`
+        joined by the dense landing test (`landed_movers`), which finds most of the mover
+        pixels that tracking's matches miss; tracking and the keyframes keep `movers` (the
+        landing test in them measured no better, docs/slam.md)."""
+        if not self.check_consistency or movers is None:
+            return movers
+        return movers | landed_movers(keyframe.points, keyframe.movers, pred_f["pts3d"],
+                                      track.T_kf)
 
     def _start(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
         """The first frame: a keyframe at the origin from its own prediction, fused with the
@@ -246,6 +261,7 @@ class Mast3rSlam:
             movers = self._flagged(movers, track, best)
             if movers is not None:
                 candidate.movers = candidate.movers | movers
+            movers = self._written(movers, track, best, pred_f)
         candidate.pose_c2w = best.pose_c2w.clone() if track.lost else track.pose_c2w
         self._relocalising = False
         with clock("backend"):
