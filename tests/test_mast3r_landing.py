@@ -45,9 +45,8 @@ def scene():
     T_kf[:3, :3] *= scale
     T_kf[:3, 3] = centre
     points_f = (world_f - centre) / scale  # in the frame's camera, at the pair's scale
-    as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return (as_tensor(points_k), torch.from_numpy(seen_k == 1), as_tensor(points_f),
-            torch.tensor(T_kf), seen_f)
+    return (torch.tensor(points_k, dtype=torch.float32), torch.from_numpy(seen_k == 1),
+            torch.tensor(points_f, dtype=torch.float32), torch.tensor(T_kf), seen_f)
 
 
 def test_the_box_and_the_new_object_are_movers_and_the_wall_is_not(scene):
