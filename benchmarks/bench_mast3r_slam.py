@@ -166,9 +166,9 @@ def movers(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         scene, frozen, static = (
-            generate_scene(args.frames, args.width, args.height, movers=movers, seed=seed,
+            generate_scene(args.frames, args.width, args.height, movers=count, seed=seed,
                            trajectory=args.trajectory, fps=args.fps, freeze_movers=freeze)
-            for movers, freeze in ((args.movers, False), (args.movers, True), (0, False)))
+            for count, freeze in ((args.movers, False), (args.movers, True), (0, False)))
         def truth(view, *_, masks=scene.dynamic_mask):
             return torch.from_numpy(masks[int(view["idx"])])
 
