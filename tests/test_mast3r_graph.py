@@ -282,3 +282,23 @@ def test_a_calibrated_back_end_takes_only_matched_pixel_edges():
     graph = PoseGraph(calib=Calibration(K, 32, 48))
     with pytest.raises(TypeError, match="GraphEdges"):
         graph.add_edge(PointEdge(1, 0, torch.ones(2, 3), torch.arange(2), torch.ones(2)))
+
+
+def test_edges_leave_out_entries_on_pixels_dropped_afterwards():
+    """`without_pixels` (a relocalised keyframe's movers, found after its edges were matched):
+    b's pixels on both edge kinds, a's matched pixels on a calibrated edge; a point edge reads
+    no pixel of a, and an edge reads none of a third keyframe."""
+    pix_a = torch.tensor([0, 1, 2], dtype=torch.int32)
+    pix_b = torch.tensor([5, 6, 7], dtype=torch.int32)
+    weight, target = torch.tensor([1.0, 2.0, 3.0]), torch.arange(9.0).reshape(3, 3)
+    dropped = torch.zeros(8, dtype=torch.bool)
+    dropped[[1, 6]] = True
+    graph_edge = GraphEdge(0, 1, pix_a, pix_b, weight)
+    point_edge = PointEdge(0, 1, target, pix_b, weight)
+    on_a = graph_edge.without_pixels(0, dropped)  # pixel 1 of a: the second entry goes
+    assert on_a.pix_a.tolist() == [0, 2] and on_a.pix_b.tolist() == [5, 7]
+    assert on_a.weight.tolist() == [1.0, 3.0]
+    on_b = point_edge.without_pixels(1, dropped)  # pixel 6 of b: the second entry goes
+    assert on_b.pix_b.tolist() == [5, 7] and on_b.target.tolist() == [[0, 1, 2], [6, 7, 8]]
+    assert point_edge.without_pixels(0, dropped) is point_edge
+    assert graph_edge.without_pixels(2, dropped) is graph_edge

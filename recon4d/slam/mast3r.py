@@ -236,7 +236,8 @@ class Mast3rSlam:
         keyframes; with one passing `reloc_min_valid` it becomes a keyframe with edges to those
         that pass, its pose tracked against the best one from that one's pose (the reference
         takes that pose as it is; with the consistency check its mask gains the movers that
-        track found, as a tracked frame's does), else it stays lost."""
+        track found, as a tracked frame's does, and its edges, matched before, drop them),
+        else it stays lost."""
         with clock("network"):
             pred, _ = self.source.decode(code, code)
         movers = self._mask(view, pred, None, None)
@@ -264,8 +265,11 @@ class Mast3rSlam:
             movers = self._written(movers, track, best, pred_f)
         candidate.pose_c2w = best.pose_c2w.clone() if track.lost else track.pose_c2w
         self._relocalising = False
+        found_movers = candidate.movers.reshape(-1)  # the edges were matched before the track
+        pairs = [PairMatch(tuple(e.without_pixels(new_id, found_movers) for e in pair.edges),
+                           pair.fractions) for _, pair in passing]
         with clock("backend"):
-            self._add_keyframe(candidate, code, desc, [p for _, p in passing])
+            self._add_keyframe(candidate, code, desc, pairs)
         return self._emit(index, True, min(passing[0][1].fractions), movers, clock)
 
     # --- keyframes and the back end -------------------------------------------------------

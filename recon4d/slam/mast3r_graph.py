@@ -62,6 +62,22 @@ class Edge(Paged):
         (H*W, 3)."""
         raise NotImplementedError
 
+    def pixels_of(self, keyframe: int) -> Tensor | None:
+        """(M,) the flat pixels of `keyframe` that the entries read (b's pixels), or None."""
+        return self.pix_b if keyframe == self.b else None
+
+    def subset(self, keep: Tensor) -> Edge:
+        """The edge with only the entries `keep` (M,) bool."""
+        raise NotImplementedError
+
+    def without_pixels(self, keyframe: int, dropped: Tensor) -> Edge:
+        """The edge without the entries that read a pixel of `keyframe` marked in `dropped`
+        (H*W,) bool (e.g. movers found after the edge was matched); itself when it reads none."""
+        pixels = self.pixels_of(keyframe)
+        if pixels is None:
+            return self
+        return self.subset(~dropped.to(pixels.device)[pixels.long()])
+
 
 class GraphEdge(Edge):
     """The calibrated edge: keyframe a's pixels `pix_a` (M,) matched to b's pixels `pix_b`
@@ -77,6 +93,13 @@ class GraphEdge(Edge):
         """a's canonical points at the matched pixels."""
         return points_a[self.pix_a]
 
+    def pixels_of(self, keyframe: int) -> Tensor | None:
+        """b's pixels, or a's matched pixels for keyframe a."""
+        return self.pix_a if keyframe == self.a else super().pixels_of(keyframe)
+
+    def subset(self, keep: Tensor) -> GraphEdge:
+        return GraphEdge(self.a, self.b, self.pix_a[keep], self.pix_b[keep], self.weight[keep])
+
 
 class PointEdge(Edge):
     """The uncalibrated edge: b's pixels with their points `target` (M, 3) in a's camera at a's
@@ -91,6 +114,9 @@ class PointEdge(Edge):
     def points_in_a(self, points_a: Tensor) -> Tensor:
         """`target` in float64; a's canonical points are not needed."""
         return self.target.double()
+
+    def subset(self, keep: Tensor) -> PointEdge:
+        return PointEdge(self.a, self.b, self.target[keep], self.pix_b[keep], self.weight[keep])
 
 
 def edge_targets(canonical_a: Tensor, pred_a: Tensor, pred_b: Tensor, usable_a: Tensor,
