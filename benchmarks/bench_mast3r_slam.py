@@ -41,6 +41,10 @@ error after Sim(3) alignment to the truth, in % of the camera path.
   precision and recall, for all pairs and for loop pairs (>= `--loop-gap` keyframes apart).
   The ASMK rows have a random head: structure and cost only.
 
+`--calibrated` runs the stream of `accuracy`, `loop` and `movers` with the scene's true
+intrinsics (`recon4d slam --calib`: pixel and log-depth residuals); the offline rows stay
+uncalibrated.
+
     python benchmarks/bench_mast3r_slam.py accuracy [--seeds 0 1 2] [--frames 24]
         [--refine-frames 32] [--keyframe-overlap 0.333]
     python benchmarks/bench_mast3r_slam.py loop [--frames 200] [--fps 10] [--depth-stretch 0 0.05]
@@ -64,15 +68,17 @@ CHECKPOINTS = (100, 500, 1000, 2000)
 COST_WINDOW = 100  # frames averaged before each checkpoint (about 7 keyframes on the orbit)
 
 
-def _stream(scene, options=None, movers=None, views=None, depth_stretch=0.0):
+def _stream(scene, options=None, movers=None, views=None, depth_stretch=0.0,
+            calibrated=False):
     """Run the stream over the scene's frames (or `views`) on the oracle (pointmaps stretched
-    by 1 + `depth_stretch` along the optical axis); returns the finished `Mast3rSlam` and the
-    per-frame `FramePose`s."""
+    by 1 + `depth_stretch` along the optical axis), `calibrated` with the scene's true
+    intrinsics; returns the finished `Mast3rSlam` and the per-frame `FramePose`s."""
     from recon4d.slam.mast3r import Mast3rSlam
     from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
 
     source = Mast3rSlamOracle(scene, depth_stretch=depth_stretch)
-    slam = Mast3rSlam(source, options, movers=movers)
+    intrinsics = torch.from_numpy(scene.intrinsics[0]) if calibrated else None
+    slam = Mast3rSlam(source, options, movers=movers, intrinsics=intrinsics)
     frames = [slam.push(view) for view in (source.views() if views is None else views)]
     slam.finish()
     return slam, frames
@@ -111,7 +117,7 @@ def accuracy(args: argparse.Namespace) -> None:
             options = Mast3rSlamOptions(refine_frames=refine,
                                         keyframe_overlap=args.keyframe_overlap)
             start = time.process_time()
-            slam, frames = _stream(scene, options)
+            slam, frames = _stream(scene, options, calibrated=args.calibrated)
             cpu, cloud = time.process_time() - start, slam.cloud()[0]
             rows.append((f"mast3r-slam refine {refine}", slam.frame_poses(), cloud, cpu,
                          len(slam.keyframes)))
@@ -143,7 +149,8 @@ def loop(args: argparse.Namespace) -> None:
     for stretch in args.depth_stretch:
         for label, options in (("on", Mast3rSlamOptions()),
                                ("off", Mast3rSlamOptions(retrieval_min_score=2.0))):
-            slam, _ = _stream(scene, options, depth_stretch=stretch)
+            slam, _ = _stream(scene, options, depth_stretch=stretch,
+                              calibrated=args.calibrated)
             poses = slam.frame_poses()
             aligned, _ = align_poses(poses, gt)
             est = aligned[-1, :3, 3] - aligned[0, :3, 3]
@@ -179,7 +186,8 @@ def movers(args: argparse.Namespace) -> None:
                            (frozen, None, "none"), (frozen, None, "geometry"),
                            (static, truth, "oracle")):
             start = time.process_time()
-            runs.append(_stream(s, Mast3rSlamOptions(movers=mode), movers=m))
+            runs.append(_stream(s, Mast3rSlamOptions(movers=mode), movers=m,
+                                calibrated=args.calibrated))
             cpu.append(time.process_time() - start)
         ates = [_ate_pct(slam.frame_poses(), gt) for slam, _ in runs]
         ious = [_mask_iou(frames, scene.dynamic_mask) for _, frames in runs[2:4]]
@@ -393,6 +401,8 @@ def main() -> None:
         p.add_argument("--overlap", type=float, default=0.5)
         p.add_argument("--retrieval-k", type=int, default=3)
         p.add_argument("--loop-gap", type=int, default=5)
+        p.add_argument("--calibrated", action="store_true",
+                       help="accuracy, loop, movers: the stream with the true intrinsics")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"accuracy": accuracy, "loop": loop, "movers": movers, "cost": cost,

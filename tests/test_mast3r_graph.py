@@ -15,8 +15,7 @@ from recon4d.geometry.sim3 import sim3_act, sim3_exp, sim3_inverse
 from recon4d.slam.mast3r import Mast3rSlam
 from recon4d.slam.mast3r_graph import (
     Calibration,
-    GraphEdge,
-    PointEdge,
+    Edge,
     PoseGraph,
     edge_residuals,
     edge_targets,
@@ -54,9 +53,15 @@ def world_cloud(count: int = 300, seed: int = 0) -> torch.Tensor:
     return (torch.rand(count, 3, generator=gen, dtype=torch.float64) - 0.5) * 1.2
 
 
-def full_edge(a: int, b: int, count: int) -> GraphEdge:
-    pix = torch.arange(count)
-    return GraphEdge(a, b, pix, pix, torch.ones(count, dtype=torch.float64))
+def full_edge(a: int, b: int, target: torch.Tensor) -> Edge:
+    """Edge (a, b) whose pixel n of b sees `target[n]` (in a's camera)."""
+    count = len(target)
+    return Edge(a, b, target, torch.arange(count), torch.ones(count, dtype=torch.float64))
+
+
+def index_edge(a: int, b: int) -> Edge:
+    """An edge for the bookkeeping of the window (its points are not used)."""
+    return full_edge(a, b, torch.zeros(5, 3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("calibrated", [False, True])
@@ -96,7 +101,7 @@ def centre_errors(poses: list[torch.Tensor], truth: list[torch.Tensor]) -> torch
 
 
 def scene_keyframes(count: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor,
-                                         list[GraphEdge]]:
+                                         list[Edge]]:
     """True poses, camera pointmaps (H*W, 3) and intrinsics of a synthetic scene's frames, and
     edges both ways between consecutive frames: each pixel of b with the pixel of a that sees
     the same surface point (by projection, rounded)."""
@@ -114,7 +119,7 @@ def scene_keyframes(count: int) -> tuple[list[torch.Tensor], list[torch.Tensor],
         pix_a = (row * 48 + col).clamp(0, 48 * 32 - 1)
         ok &= (points[a][pix_a, 2] - in_a[:, 2]).abs() < 0.02 * in_a[:, 2]
         pix_b = torch.nonzero(ok)[:, 0]
-        edges.append(GraphEdge(a, b, pix_a[pix_b], pix_b, torch.ones(len(pix_b))))
+        edges.append(Edge(a, b, points[a][pix_a[pix_b]], pix_b, torch.ones(len(pix_b))))
     return truth, points, k, edges
 
 
@@ -146,11 +151,11 @@ def test_the_window_moves_only_the_newest_keyframes_and_loop_endpoints():
     for pose in circle_poses(10):
         graph.add_keyframe(pose)
     for k in range(1, 10):
-        graph.add_edge(full_edge(k, k - 1, 5))
+        graph.add_edge(index_edge(k, k - 1))
     assert graph.free_keyframes() == [7, 8, 9]
-    graph.add_edge(full_edge(9, 2, 5))  # a loop edge: its old endpoint joins the window
+    graph.add_edge(index_edge(9, 2))  # a loop edge: its old endpoint joins the window
     assert graph.free_keyframes() == [2, 7, 8, 9]
-    graph.add_edge(full_edge(9, 0, 5))  # the first keyframe stays fixed
+    graph.add_edge(index_edge(9, 0))  # the first keyframe stays fixed
     assert graph.free_keyframes() == [2, 7, 8, 9]
 
 
@@ -159,9 +164,9 @@ def test_a_solve_is_capped_to_recent_loop_endpoints_and_anchor_edges():
     for pose in circle_poses(12):
         graph.add_keyframe(pose)
     for k in range(1, 12):
-        graph.add_edge(full_edge(k, k - 1, 5))
+        graph.add_edge(index_edge(k, k - 1))
     for a, b in ((9, 1), (10, 2), (11, 3), (11, 4), (11, 0)):  # loop edges, oldest first
-        graph.add_edge(full_edge(a, b, 5))
+        graph.add_edge(index_edge(a, b))
     free, edges = graph.solve_set()
     # the window 9..11 and the old ends of the two newest loop edges other than keyframe 0's
     assert free == [3, 4, 9, 10, 11]
@@ -186,17 +191,16 @@ def run_stream(truth: list[torch.Tensor], points: list[torch.Tensor], loop: bool
     to the previous keyframe both ways; with `loop`, the last one also gets edges to the first
     two. Returns the final poses."""
     graph = PoseGraph(window=window, iters=10, loop_gap=4)
-    count = len(points[0])
     for k, pose in enumerate(truth):
         graph.add_keyframe(pose if k == 0 else graph.poses[-1] @ sim3_inverse(truth[k - 1])
                            @ pose)
         if k:
-            graph.add_edge(full_edge(k, k - 1, count))
-            graph.add_edge(full_edge(k - 1, k, count))
+            graph.add_edge(full_edge(k, k - 1, points[k]))
+            graph.add_edge(full_edge(k - 1, k, points[k - 1]))
         if loop and k == len(truth) - 1:
             for old in (0, 1):
-                graph.add_edge(full_edge(k, old, count))
-                graph.add_edge(full_edge(old, k, count))
+                graph.add_edge(full_edge(k, old, points[k]))
+                graph.add_edge(full_edge(old, k, points[old]))
         graph.optimise(lambda i: points[i])
     return graph.poses
 
@@ -237,19 +241,22 @@ def canonical_scale(points: torch.Tensor, depth: np.ndarray) -> float:
     return float((points[..., 2].double()[z > 0] / z[z > 0]).median())
 
 
-def test_point_edges_give_the_true_keyframe_poses_on_exact_predictions():
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_point_edges_give_the_true_keyframe_poses_on_exact_predictions(calibrated):
     # exact predictions, each decoder run at its own random scale: the back end's pose of the
     # second keyframe relative to the first is the scene's truth (their canonical scales from
-    # the true depth); edges at integer matched pixels were 2e-3 off here (rotation, centre)
+    # the true depth); uncalibrated edges at integer matched pixels were 2e-3 off here
+    # (rotation, centre)
     scene = generate_scene(frames=8, width=64, height=48, movers=0, seed=0, fps=2.5)
     exact = OracleCorruption.none().but(normalize=True, scale_sigma=0.3)
-    with Mast3rSlam(Mast3rSlamOracle(scene, exact)) as slam:
+    intrinsics = torch.from_numpy(scene.intrinsics[0]) if calibrated else None
+    with Mast3rSlam(Mast3rSlamOracle(scene, exact), intrinsics=intrinsics) as slam:
         for view in Mast3rSlamOracle(scene, exact).views():
             slam.push(view)
             if len(slam.keyframes) == 2:
                 break
         first, second = slam.keyframes
-        assert isinstance(slam.graph.edges[0], PointEdge)
+        assert isinstance(slam.graph.edges[0], Edge)
         scales = [canonical_scale(k.points, scene.depth[k.index]) for k in (first, second)]
         estimate = sim3_inverse(first.pose_c2w) @ second.pose_c2w
     truth_c2w = [torch.from_numpy(scene.poses_c2w[k.index]) for k in (first, second)]
@@ -258,8 +265,12 @@ def test_point_edges_give_the_true_keyframe_poses_on_exact_predictions():
              @ torch.diag(torch.tensor([1 / scales[1]] * 3 + [1.0], dtype=torch.float64)))
     baseline = float(truth[:3, 3].norm())
     assert baseline > 0.05
-    assert torch.allclose(estimate[:3, :3], truth[:3, :3], atol=1e-6)
-    assert torch.allclose(estimate[:3, 3], truth[:3, 3], atol=1e-6 * baseline)
+    # calibrated, a's points sit on the rays of the matches' sub-pixel positions, which carry
+    # the ray matching's interpolation error (measured 3e-5; 1.4e-3 / 2.2e-3 at the integer
+    # matched pixels before)
+    tol = 2e-4 if calibrated else 1e-6
+    assert torch.allclose(estimate[:3, :3], truth[:3, :3], atol=tol)
+    assert torch.allclose(estimate[:3, 3], truth[:3, 3], atol=tol * baseline)
 
 
 def test_a_point_edge_comes_back_from_the_spill_bit_for_bit():
@@ -269,36 +280,25 @@ def test_a_point_edge_comes_back_from_the_spill_bit_for_bit():
     weight = torch.linspace(0.5, 1.5, 6)
     space = SpillSpace()
     store = SpillStore(space, "edge", capacity=1)
-    edge = PointEdge(2, 5, target, pix_b, weight)
+    edge = Edge(2, 5, target, pix_b, weight)
     store.add(edge)
-    store.add(PointEdge(5, 2, target + 1, pix_b, weight))
+    store.add(Edge(5, 2, target + 1, pix_b, weight))
     assert not edge.is_resident() and (edge.a, edge.b) == (2, 5)
     assert edge.target.dtype == torch.float32 and torch.equal(edge.target, target)
     assert torch.equal(edge.pix_b, pix_b) and torch.equal(edge.weight, weight)
     space.close()
 
 
-def test_a_calibrated_back_end_takes_only_matched_pixel_edges():
-    graph = PoseGraph(calib=Calibration(K, 32, 48))
-    with pytest.raises(TypeError, match="GraphEdges"):
-        graph.add_edge(PointEdge(1, 0, torch.ones(2, 3), torch.arange(2), torch.ones(2)))
-
-
 def test_edges_leave_out_entries_on_pixels_dropped_afterwards():
     """`without_pixels` (a relocalised keyframe's movers, found after its edges were matched):
-    b's pixels on both edge kinds, a's matched pixels on a calibrated edge; a point edge reads
-    no pixel of a, and an edge reads none of a third keyframe."""
-    pix_a = torch.tensor([0, 1, 2], dtype=torch.int32)
+    b's pixels go; an edge reads no pixel of a, nor of a third keyframe."""
     pix_b = torch.tensor([5, 6, 7], dtype=torch.int32)
     weight, target = torch.tensor([1.0, 2.0, 3.0]), torch.arange(9.0).reshape(3, 3)
     dropped = torch.zeros(8, dtype=torch.bool)
     dropped[[1, 6]] = True
-    graph_edge = GraphEdge(0, 1, pix_a, pix_b, weight)
-    point_edge = PointEdge(0, 1, target, pix_b, weight)
-    on_a = graph_edge.without_pixels(0, dropped)  # pixel 1 of a: the second entry goes
-    assert on_a.pix_a.tolist() == [0, 2] and on_a.pix_b.tolist() == [5, 7]
-    assert on_a.weight.tolist() == [1.0, 3.0]
-    on_b = point_edge.without_pixels(1, dropped)  # pixel 6 of b: the second entry goes
+    edge = Edge(0, 1, target, pix_b, weight)
+    on_b = edge.without_pixels(1, dropped)  # pixel 6 of b: the second entry goes
     assert on_b.pix_b.tolist() == [5, 7] and on_b.target.tolist() == [[0, 1, 2], [6, 7, 8]]
-    assert point_edge.without_pixels(0, dropped) is point_edge
-    assert graph_edge.without_pixels(2, dropped) is graph_edge
+    assert on_b.weight.tolist() == [1.0, 3.0]
+    assert edge.without_pixels(0, dropped) is edge
+    assert edge.without_pixels(2, dropped) is edge

@@ -83,6 +83,22 @@ def test_sub_pixel_positions_beat_the_integer_pixels(scene):
     assert on_pixel.float().mean() < 0.1  # refinement rarely overrides the ray match
 
 
+def test_precise_matches_are_the_ones_both_searches_agree_on(scene):
+    """`Matches.precise`: where the descriptor refinement lands within `AGREEMENT_PX` of the ray
+    match the position is sub-pixel right; elsewhere (a few % on the oracle) it is the refined
+    pixel, which here is the descriptor search gone astray, pixels off (measured: precise 99th
+    percentile 0.41 px; the others' median 11.8 px, 10th percentile 2.1 px, 4.6 %)."""
+    pred_f, pred_k = Mast3rSlamOracle(scene).decode(FRAME, KEYFRAME)
+    matches = match_keyframe(pred_f["pts3d"], pred_k["pts3d"], pred_f["desc"], pred_k["desc"])
+    truth, visible = true_matches(scene, FRAME, KEYFRAME)
+    keep = matches.valid.numpy() & visible
+    precise = matches.precise.numpy()
+    error = np.linalg.norm(matches.position.numpy() - truth, axis=-1)
+    assert 0.01 < (keep & ~precise).sum() / keep.sum() < 0.2
+    assert np.percentile(error[keep & precise], 99) < 1.0
+    assert np.median(error[keep & ~precise]) > 5.0
+
+
 def test_refinement_fixes_a_perturbed_start(scene):
     pred_f, pred_k = Mast3rSlamOracle(scene).decode(FRAME, KEYFRAME)
     truth, visible = true_matches(scene, FRAME, KEYFRAME)

@@ -16,7 +16,7 @@ from recon4d.io.images import load_images
 from recon4d.models import load_model
 from recon4d.options import Mast3rSlamOptions
 from recon4d.slam.mast3r import Mast3rSlam, stream_poses
-from recon4d.slam.mast3r_graph import GraphEdge
+from recon4d.slam.mast3r_graph import Edge
 from recon4d.slam.mast3r_keyframe import Keyframe
 from recon4d.slam.mast3r_network import NetworkPairSource
 from recon4d.slam.mast3r_store import FrameLinks, SpillSpace, SpillStore
@@ -82,11 +82,13 @@ def test_spilled_keyframes_and_edges_come_back_bit_for_bit(space):
 
     edges = SpillStore(space, "edge", capacity=1)
     pix = torch.arange(5, dtype=torch.int32)
-    edge = GraphEdge(0, 1, pix.flip(0), pix, torch.linspace(0.5, 1.5, 5))
+    target = torch.arange(15.0).reshape(5, 3)
+    edge = Edge(0, 1, target, pix.flip(0), torch.linspace(0.5, 1.5, 5))
     edges.add(edge)
-    edges.add(GraphEdge(1, 0, pix, pix, torch.ones(5)))
+    edges.add(Edge(1, 0, target + 1, pix, torch.ones(5)))
     assert not edge.is_resident() and (edge.a, edge.b) == (0, 1)
-    assert torch.equal(edge.pix_a, pix.flip(0)) and edge.pix_a.dtype == torch.int32
+    assert torch.equal(edge.pix_b, pix.flip(0)) and edge.pix_b.dtype == torch.int32
+    assert torch.equal(edge.target, target)
     assert torch.equal(edge.weight, torch.linspace(0.5, 1.5, 5))
 
 

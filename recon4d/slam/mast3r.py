@@ -47,8 +47,6 @@ from recon4d.slam.mast3r_asmk import AsmkKeyframeDatabase
 from recon4d.slam.mast3r_graph import (
     Calibration,
     Edge,
-    GraphEdge,
-    PointEdge,
     PoseGraph,
     edge_targets,
 )
@@ -63,6 +61,8 @@ from recon4d.slam.mast3r_tracking import (
     C_MIN,
     TrackResult,
     consistency_outliers,
+    constrain_to_rays,
+    pose_pixels,
     static_pixels,
     track_frame,
     usable_matches,
@@ -337,34 +337,31 @@ class Mast3rSlam:
               b: int) -> tuple[Edge, float]:
         """Edge (a, b) from the decoder run with `src` (keyframe a) as view 1: every pixel of
         keyframe b (`ref`) matched in a, usable as in tracking (Q > Q_MIN, confident, not a
-        mover), with the run's prediction of it in a's camera (`edge_targets`; calibrated, the
-        matched pixel of a instead); and its valid fraction. With the consistency check, the
-        pixels that disagree under the edge's own solved Sim(3) are left out (and flagged on
-        b)."""
+        mover; calibrated, precise), with the run's prediction of it in a's camera
+        (`edge_targets`; calibrated, on the calibrated ray of its match in a); and its valid
+        fraction. With the consistency check, the pixels that disagree under the edge's own
+        solved Sim(3) are left out (and flagged on b)."""
         pred_s, pred_r = self.source.decode(src_code, ref_code)
         matches = match_keyframe(pred_s["pts3d"], pred_r["pts3d"], pred_s["desc"],
                                  pred_r["desc"], exclude_f=src.movers, exclude_k=ref.movers)
         weight, _, usable = usable_matches(matches, pred_s, pred_r, ref.average_conf())
         fraction = float(usable.sum()) / static_pixels(ref.movers)
-        pix_b = torch.nonzero(usable)[:, 0]
-        pix_a = matches.index.reshape(-1)[pix_b]
-        target = None
-        if self.intrinsics is None:
-            usable_a = (pred_s["conf"] > C_MIN) & (src.average_conf() > C_MIN) & ~src.movers
-            target = edge_targets(src.points, pred_s["pts3d"], pred_r["pts3d"], usable_a, pix_b)
+        pix_b = pose_pixels(usable, matches, self.intrinsics)
+        usable_a = (pred_s["conf"] > C_MIN) & (src.average_conf() > C_MIN) & ~src.movers
+        target = edge_targets(src.points, pred_s["pts3d"], pred_r["pts3d"], usable_a,
+                              pix_b).double()
+        if self.intrinsics is not None:
+            target = constrain_to_rays(target, matches.position.reshape(-1, 2)[pix_b],
+                                       self.intrinsics.to(target.device))
         if self.check_consistency:
-            in_a = src.points.reshape(-1, 3)[pix_a] if target is None else target
             start = sim3_inverse(nearest_sim3(ref.pose_c2w.double())) @ nearest_sim3(
                 src.pose_c2w.double())
-            bad = consistency_outliers(ref.points.reshape(-1, 3)[pix_b], in_a, weight[pix_b],
-                                       start.to(in_a.device))
+            bad = consistency_outliers(ref.points.reshape(-1, 3)[pix_b], target, weight[pix_b],
+                                       start.to(target.device))
             ref.flag(pix_b[bad])
-            pix_b, pix_a = pix_b[~bad], pix_a[~bad]
-            target = None if target is None else target[~bad]
-        stored = pix_b.int().cpu(), weight[pix_b].float().cpu()
-        if target is None:
-            return GraphEdge(a, b, pix_a.int().cpu(), *stored), fraction
-        return PointEdge(a, b, target.float().cpu(), *stored), fraction
+            pix_b, target = pix_b[~bad], target[~bad]
+        return Edge(a, b, target.float().cpu(), pix_b.int().cpu(),
+                    weight[pix_b].float().cpu()), fraction
 
     def _calibration(self, pred: dict) -> Calibration | None:
         if self.intrinsics is None:

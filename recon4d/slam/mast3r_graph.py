@@ -3,12 +3,13 @@ Gauss-Newton (algorithms-spec §6 "Back end", §8.4.4).
 
 An edge (a, b) comes from the decoder run with a as view 1 and b as view 2, with weights sqrt(Q)
 per usable pixel of b; its residuals are tracking's (`recon4d.slam.mast3r_tracking`): keyframe
-b's canonical points against points in a's camera moved into b's camera by T_b^-1 T_a.
-Uncalibrated (`PointEdge`, the stream's), those points are the run's own prediction of b's
-pixels in a's camera brought to a's canonical scale, as tracking uses X_kf: the same surface
-point as b's pixel by construction, so no match position error enters the poses. Calibrated
-(`GraphEdge`), they are a's canonical points at the integer matched pixels, whose pixel
-residuals need a pixel of a. Edges are added both ways. The first keyframe is fixed. A solve
+b's canonical points against points in a's camera moved into b's camera by T_b^-1 T_a. Those
+points are the run's own prediction of b's pixels in a's camera brought to a's canonical scale,
+as tracking uses X_kf: the same surface point as b's pixel by construction, so no match
+position error enters the uncalibrated poses. Calibrated, they are put on the calibrated rays
+of their matches' sub-pixel positions in a (precise matches only, as in tracking), the pixel
+the pixel residuals need; the reference compares a's canonical points at the integer matched
+pixels. Edges are added both ways. The first keyframe is fixed. A solve
 moves the newest `window` keyframes and the old endpoints of the most recent
 `loop_keyframes` loop edges of that window; it uses the edges among them and, per free keyframe,
 its `anchor_edges` most recent edges to held keyframes, which tie the solve to the held map. The
@@ -44,23 +45,20 @@ STEP_TOL = 1e-8
 
 class Edge(Paged):
     """One direction (a, b) of an edge: keyframe b's pixels `pix_b` (M,), flat indices into its
-    pointmap, with weights sqrt(Q) (M,), and the points in a's camera they are compared with
-    (`points_in_a`). The stream stores int32 indices and float32 values (every edge is kept for
-    the loop edges' old endpoints) and may spill them to disk (`DenseField`s,
-    `recon4d.slam.mast3r_store`)."""
+    pointmap, with weights sqrt(Q) (M,) and their points `target` (M, 3) in a's camera at a's
+    canonical scale (`edge_targets`; calibrated, on the calibrated rays of their matched
+    positions in a). The stream stores int32 indices and float32 values, 20 bytes a pixel
+    (every edge is kept for the loop edges' old endpoints), and may spill them to disk
+    (`DenseField`s, `recon4d.slam.mast3r_store`)."""
 
     pix_b = DenseField()
     weight = DenseField()
+    target = DenseField()
 
-    def __init__(self, a: int, b: int, pix_b: Tensor, weight: Tensor) -> None:
+    def __init__(self, a: int, b: int, target: Tensor, pix_b: Tensor, weight: Tensor) -> None:
         super().__init__()
         self.a, self.b = a, b
-        self.pix_b, self.weight = pix_b, weight
-
-    def points_in_a(self, points_a: Tensor) -> Tensor:
-        """(M, 3) the points in a's camera matching b's pixels, given a's canonical pointmap
-        (H*W, 3)."""
-        raise NotImplementedError
+        self.target, self.pix_b, self.weight = target, pix_b, weight
 
     def pixels_of(self, keyframe: int) -> Tensor | None:
         """(M,) the flat pixels of `keyframe` that the entries read (b's pixels), or None."""
@@ -68,7 +66,7 @@ class Edge(Paged):
 
     def subset(self, keep: Tensor) -> Edge:
         """The edge with only the entries `keep` (M,) bool."""
-        raise NotImplementedError
+        return Edge(self.a, self.b, self.target[keep], self.pix_b[keep], self.weight[keep])
 
     def without_pixels(self, keyframe: int, dropped: Tensor) -> Edge:
         """The edge without the entries that read a pixel of `keyframe` marked in `dropped`
@@ -77,46 +75,6 @@ class Edge(Paged):
         if pixels is None:
             return self
         return self.subset(~dropped.to(pixels.device)[pixels.long()])
-
-
-class GraphEdge(Edge):
-    """The calibrated edge: keyframe a's pixels `pix_a` (M,) matched to b's pixels `pix_b`
-    (12 bytes a match)."""
-
-    pix_a = DenseField()
-
-    def __init__(self, a: int, b: int, pix_a: Tensor, pix_b: Tensor, weight: Tensor) -> None:
-        super().__init__(a, b, pix_b, weight)
-        self.pix_a = pix_a
-
-    def points_in_a(self, points_a: Tensor) -> Tensor:
-        """a's canonical points at the matched pixels."""
-        return points_a[self.pix_a]
-
-    def pixels_of(self, keyframe: int) -> Tensor | None:
-        """b's pixels, or a's matched pixels for keyframe a."""
-        return self.pix_a if keyframe == self.a else super().pixels_of(keyframe)
-
-    def subset(self, keep: Tensor) -> GraphEdge:
-        return GraphEdge(self.a, self.b, self.pix_a[keep], self.pix_b[keep], self.weight[keep])
-
-
-class PointEdge(Edge):
-    """The uncalibrated edge: b's pixels with their points `target` (M, 3) in a's camera at a's
-    canonical scale (`edge_targets`; 20 bytes a pixel)."""
-
-    target = DenseField()
-
-    def __init__(self, a: int, b: int, target: Tensor, pix_b: Tensor, weight: Tensor) -> None:
-        super().__init__(a, b, pix_b, weight)
-        self.target = target
-
-    def points_in_a(self, points_a: Tensor) -> Tensor:
-        """`target` in float64; a's canonical points are not needed."""
-        return self.target.double()
-
-    def subset(self, keep: Tensor) -> PointEdge:
-        return PointEdge(self.a, self.b, self.target[keep], self.pix_b[keep], self.weight[keep])
 
 
 def edge_targets(canonical_a: Tensor, pred_a: Tensor, pred_b: Tensor, usable_a: Tensor,
@@ -186,10 +144,7 @@ class PoseGraph:
         return len(self.poses) - 1
 
     def add_edge(self, edge: Edge) -> None:
-        """Add one direction of an edge (its per-pixel data to `edge_store` when given); the
-        calibrated residuals need `GraphEdge`s."""
-        if self.calib is not None and not isinstance(edge, GraphEdge):
-            raise TypeError("a calibrated back end compares matched pixels: it takes GraphEdges")
+        """Add one direction of an edge (its per-pixel data to `edge_store` when given)."""
         self.edges.append(edge)
         if self.edge_store is not None:
             self.edge_store.add(edge)
@@ -234,7 +189,7 @@ class PoseGraph:
         if not free:
             return []
         slot = {k: n for n, k in enumerate(free)}
-        cache = self._points(points, {k for e in edges for k in (e.a, e.b)})
+        cache = self._points(points, {e.b for e in edges})
         size = DOF * len(free)
         for _ in range(self.iters):
             hess = torch.zeros(size, size, dtype=torch.float64)
@@ -255,7 +210,7 @@ class PoseGraph:
 
     def cost(self, points: Callable[[int], Tensor]) -> float:
         """Robust cost of every edge at the current poses (for tests and diagnostics)."""
-        cache = self._points(points, set(range(len(self.poses))))
+        cache = self._points(points, {e.b for e in self.edges})
         return sum(robust_normal_equations(self._residuals(e, cache))[2] for e in self.edges)
 
     def _points(self, points: Callable[[int], Tensor], ids: set[int]) -> dict[int, Tensor]:
@@ -267,9 +222,9 @@ class PoseGraph:
         return cache
 
     def _residuals(self, edge: Edge, cache: dict[int, Tensor]) -> Residuals:
-        return edge_residuals(self.poses[edge.a], self.poses[edge.b],
-                              edge.points_in_a(cache[edge.a]), cache[edge.b][edge.pix_b],
-                              edge.pix_b, edge.weight.double(), self.calib)
+        return edge_residuals(self.poses[edge.a], self.poses[edge.b], edge.target.double(),
+                              cache[edge.b][edge.pix_b], edge.pix_b, edge.weight.double(),
+                              self.calib)
 
 
 def _block(n: int) -> slice:

@@ -13,12 +13,16 @@ indices are v * W + u.
 
 Beside the integer pixel, a match keeps a sub-pixel position: the ray match's continuous
 position where the descriptor refinement lands within `AGREEMENT_PX` of it (the two agree up
-to the refinement's last steps), else the refined pixel. Calibrated tracking samples the
-frame's points there: the integer pixel alone is a quantisation error of up to a pixel on every
-match, which dominated the tracking error (per-frame ATE on the oracle, 24 frames at 96 x 64,
-seed 0: 0.164 % -> 0.082 % of the path). Uncalibrated tracking does not use the frame position
-at all (its frame points are the pair's prediction of the keyframe pixels,
-`recon4d.slam.mast3r_tracking`), as even the sub-pixel position carries the pointmaps' noise.
+to the refinement's last steps; `Matches.precise`), else the refined pixel. Calibrated tracking
+samples the frame's points there: the integer pixel alone is a quantisation error of up to a
+pixel on every match, which dominated the tracking error (per-frame ATE on the oracle, 24
+frames at 96 x 64, seed 0: 0.164 % -> 0.082 % of the path). Where the two searches disagree one
+of them is wrong by more than `AGREEMENT_PX`; on the oracle that is the descriptor search
+(8-12 % of the valid matches of a 64 x 48 walk, 7-9 px RMS from the true position, against
+0.14-0.15 px for the precise ones), so calibrated residuals use precise matches only.
+Uncalibrated tracking does not use the frame position at all (its frame points are the pair's
+prediction of the keyframe pixels, `recon4d.slam.mast3r_tracking`), as even the sub-pixel
+position carries the pointmaps' noise.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Matches:
     position: Tensor  # (H, W, 2) float32 (u, v) in frame f
     located: Tensor  # (H, W) bool: the ray search converged, whatever the exclusions
     occluded: Tensor  # (H, W) bool: converged onto a frame point nearer by more than max_dist
+    precise: Tensor  # (H, W) bool: the two searches agree, `position` is sub-pixel
 
     def pixels(self, width: int) -> Tensor:
         """(H, W, 2) int64 frame pixels (u, v) of the matches."""
@@ -186,5 +191,6 @@ def match_keyframe(points_f: Tensor, points_kf: Tensor, desc_f: Tensor, desc_kf:
     index = pixels[..., 1] * width + pixels[..., 0]
     if exclude_f is not None:
         valid = valid & ~exclude_f.reshape(-1)[index]
-    agree = (pixels - uv).abs().amax(-1, keepdim=True) < AGREEMENT_PX
-    return Matches(index, valid, torch.where(agree, uv, pixels.float()), located, occluded)
+    agree = (pixels - uv).abs().amax(-1) < AGREEMENT_PX
+    return Matches(index, valid, torch.where(agree[..., None], uv, pixels.float()), located,
+                   occluded, agree)

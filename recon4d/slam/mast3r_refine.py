@@ -41,11 +41,11 @@ from recon4d.slam.mast3r_matching import match_keyframe
 from recon4d.slam.mast3r_network import SlamPairSource
 from recon4d.slam.mast3r_tracking import (
     Residuals,
-    checked_points,
     frame_residuals,
     gauss_newton_sim3,
     inconsistent_matches,
     plausible_sim3,
+    pose_pixels,
     static_pixels,
     usable_matches,
 )
@@ -100,7 +100,7 @@ class KeyframeResiduals:
         self.to_keyframe = sim3_inverse(nearest_sim3(keyframe.pose_c2w.to(device,
                                                                           torch.float64)))
         self._adjoint = sim3_adjoint(self.to_keyframe)
-        self._use(usable.nonzero()[:, 0])
+        self._use(pose_pixels(usable, self.matches, intrinsics))
 
     def _use(self, keep: Tensor) -> None:
         self.keep = keep
@@ -116,8 +116,7 @@ class KeyframeResiduals:
         """Leave out the matches that disagree under the frame's world `pose`
         (`inconsistent_matches`: movers the masks missed)."""
         T_kf = self.to_keyframe @ pose.to(self.to_keyframe.device)
-        checked = checked_points(self.pred_f, self.pred_k, self.matches, self.intrinsics)
-        bad = inconsistent_matches(self.keyframe.points, checked, self.keep, T_kf)
+        bad = inconsistent_matches(self.keyframe.points, self.pred_k["pts3d"], self.keep, T_kf)
         if bool(bad.any()):
             self._use(self.keep[~bad])
 

@@ -3,7 +3,7 @@ keyframes (image, fused pointmap, confidences, mover mask) and of back-end edges
 target points or matches, and weights) stays in RAM only for the most recently used items; the
 others live in .npy files of one temporary directory and are read back when touched again.
 
-A `Paged` object (`Keyframe`, `PointEdge`, `GraphEdge`) declares its dense attributes as
+A `Paged` object (`Keyframe`, `Edge`) declares its dense attributes as
 `DenseField`s; reading one asks its `SpillStore` to page the object in (and evict the least
 recently used object beyond the store's capacity), writing one marks it changed, so an evicted
 object is written again only when it changed since its last write. Values come back bit for bit,
