@@ -14,12 +14,13 @@ indices are v * W + u.
 Beside the integer pixel, a match keeps a sub-pixel position: the ray match's continuous
 position where the descriptor refinement lands within `AGREEMENT_PX` of it (the two agree up
 to the refinement's last steps; `Matches.precise`), else the refined pixel. Calibrated tracking
-samples the frame's points there: the integer pixel alone is a quantisation error of up to a
-pixel on every match, which dominated the tracking error (per-frame ATE on the oracle, 24
-frames at 96 x 64, seed 0: 0.164 % -> 0.082 % of the path). Where the two searches disagree one
-of them is wrong by more than `AGREEMENT_PX`; on the oracle that is the descriptor search
-(8-12 % of the valid matches of a 64 x 48 walk, 7-9 px RMS from the true position, against
-0.14-0.15 px for the precise ones), so calibrated residuals use precise matches only.
+puts its frame points on the calibrated rays there: the integer pixel alone is a quantisation
+error of up to a pixel on every match, which dominated the tracking error (per-frame ATE on
+the oracle, 24 frames at 96 x 64, seed 0: 0.164 % -> 0.082 % of the path). Where the two
+searches disagree one of them is wrong by more than `AGREEMENT_PX`; on the oracle that is the
+descriptor search (8-12 % of the valid matches of a 64 x 48 walk, 7-9 px RMS from the true
+position, against 0.14-0.15 px for the precise ones), so calibrated residuals use precise
+matches only.
 Uncalibrated tracking does not use the frame position at all (its frame points are the pair's
 prediction of the keyframe pixels, `recon4d.slam.mast3r_tracking`), as even the sub-pixel
 position carries the pointmaps' noise.
@@ -85,11 +86,6 @@ def _sample(image: Tensor, uv: Tensor) -> Tensor:
     grid = torch.stack((2 * uv[:, 0] / (width - 1) - 1, 2 * uv[:, 1] / (height - 1) - 1), -1)
     out = F.grid_sample(image[None], grid[None, None], mode="bilinear", align_corners=True)
     return out[0, :, 0].T
-
-
-def sample_points(points: Tensor, uv: Tensor) -> Tensor:
-    """Bilinear samples (N, 3) of a pointmap (H, W, 3) at N pixel positions (N, 2) = (u, v)."""
-    return _sample(points.float().permute(2, 0, 1), uv.float()).to(points.dtype)
 
 
 def projective_match(points_f: Tensor, points_kf: Tensor, init: Tensor | None = None,

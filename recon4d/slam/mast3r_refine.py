@@ -91,8 +91,8 @@ class KeyframeResiduals:
                                       exclude_k=keyframe.movers)
         self.weight, _, usable = usable_matches(self.matches, pred_f, pred_k,
                                                 keyframe.average_conf())
-        # the pointmaps only: the descriptors are not needed past the matching
-        self.pred_f, self.pred_k = {"pts3d": points_f}, {"pts3d": pred_k["pts3d"]}
+        # the keyframe's prediction only: the rest is not needed past the matching
+        self.points_kf = pred_k["pts3d"]
         self.keyframe, self.intrinsics = keyframe, intrinsics
         self.pixels = self.matches.pixels(points_f.shape[1])
         self.fraction = float(usable.sum()) / static_pixels(keyframe.movers)
@@ -105,7 +105,7 @@ class KeyframeResiduals:
     def _use(self, keep: Tensor) -> None:
         self.keep = keep
         self._relative = frame_residuals(
-            self.keyframe.points.reshape(-1, 3)[keep], self.pred_f, self.pred_k, keep,
+            self.keyframe.points.reshape(-1, 3)[keep], self.points_kf, keep,
             self.matches.position.reshape(-1, 2)[keep], self.weight[keep], self.intrinsics)
 
     def __call__(self, pose: Tensor) -> Residuals:
@@ -116,7 +116,7 @@ class KeyframeResiduals:
         """Leave out the matches that disagree under the frame's world `pose`
         (`inconsistent_matches`: movers the masks missed)."""
         T_kf = self.to_keyframe @ pose.to(self.to_keyframe.device)
-        bad = inconsistent_matches(self.keyframe.points, self.pred_k["pts3d"], self.keep, T_kf)
+        bad = inconsistent_matches(self.keyframe.points, self.points_kf, self.keep, T_kf)
         if bool(bad.any()):
             self._use(self.keep[~bad])
 

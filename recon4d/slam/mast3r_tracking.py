@@ -10,15 +10,18 @@ log-depth (1, sigma 10). Jacobians are with respect to a LEFT perturbation of T_
 (`recon4d.geometry.sim3`); `relative_jacobians` turns them into Jacobians with respect to both
 world poses, so the back end reuses the same residuals for keyframe-keyframe edges.
 
-The frame point of a matched keyframe pixel p is, uncalibrated, the decoder run's own
-prediction X_kf[p] of that pixel in f's camera (the same surface point as the keyframe's, so the
-pose carries no error of the match position), and X_ff at the match's sub-pixel position only
-in the calibrated mode, whose residuals need the frame pixel. A match position is off by about
-the pointmap's per-pixel ray noise in pixels (0.5 px at 256 x 192 for the oracle's 0.2 % of
-depth), and X_ff sampled there biased the Sim(3): the tracked scale came out 0.01-0.09 % small
-and the stream's ATE did not fall with resolution (oracle, 24 frames, seed 0, 256 x 192, with
-the reference's 1e-3 step tolerance: 0.054 % of the path with X_ff, 0.025 % with X_kf; with
-`STEP_TOL` as well 0.011 %; `tests/test_mast3r_tracking.py`, docs/slam.md).
+The frame point of a matched keyframe pixel p is the decoder run's own prediction X_kf[p] of
+that pixel in f's camera (the same surface point as the keyframe's, so the pose carries no
+error of the match position); calibrated, it is put on the calibrated ray of the match's
+sub-pixel position, the frame pixel those residuals need (precise matches only,
+`pose_pixels`). A match position is off by about the pointmap's per-pixel ray noise in pixels
+(0.5 px at 256 x 192 for the oracle's 0.2 % of depth), and the frame's own points X_ff sampled
+there biased the Sim(3): the tracked scale came out 0.01-0.09 % small and the stream's ATE did
+not fall with resolution (oracle, 24 frames, seed 0, 256 x 192, with the reference's 1e-3 step
+tolerance: 0.054 % of the path with X_ff, 0.025 % with X_kf; with `STEP_TOL` as well 0.011 %;
+`tests/test_mast3r_tracking.py`, docs/slam.md). Calibrated, X_kf's depth instead of X_ff's
+sampled at the position took the 24-frame orbits of the benchmark from 0.025-0.031 % to
+0.014-0.016 % of the path (docs/slam.md, "Calibrated tracking").
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from recon4d.slam.mast3r_matching import (
     Matches,
     identity_pixels,
     match_keyframe,
-    sample_points,
 )
 
 SIGMA_RAY, SIGMA_DIST = 0.003, 10.0
@@ -248,25 +250,24 @@ def static_pixels(movers: Tensor) -> int:
     return max(1, int((~movers).sum()))
 
 
-def frame_residuals(points_k: Tensor, pred_f: dict[str, Tensor], pred_k: dict[str, Tensor],
-                    pixels_k: Tensor, uv_f: Tensor, weight: Tensor,
-                    intrinsics: Tensor | None = None) -> Callable[[Tensor], Residuals]:
-    """The residual function T_kf -> `Residuals` of M matches from one decoder run (`pred_f`,
-    `pred_k`, f as view 1): keyframe points (M, 3) at flat keyframe pixels `pixels_k` (M,),
-    matched at frame positions `uv_f` (M, 2), weights sqrt(Q) (M,). Uncalibrated, ray +
-    distance against X_kf at the keyframe pixels; with `intrinsics` (3, 3), pixel + log-depth
-    against X_ff at the frame positions, both points put on their pixels' calibrated rays
-    (module doc). Computed in float64."""
+def frame_residuals(points_k: Tensor, points_kf: Tensor, pixels_k: Tensor, uv_f: Tensor,
+                    weight: Tensor, intrinsics: Tensor | None = None
+                    ) -> Callable[[Tensor], Residuals]:
+    """The residual function T_kf -> `Residuals` of M matches from one decoder run (f as view
+    1): keyframe points (M, 3) at flat keyframe pixels `pixels_k` (M,) against the run's
+    prediction X_kf (`points_kf`, H x W x 3, in f's camera) of the same pixels, matched at frame
+    positions `uv_f` (M, 2), weights sqrt(Q) (M,). Uncalibrated, ray + distance; with
+    `intrinsics` (3, 3), pixel + log-depth, the keyframe points put on their pixels' calibrated
+    rays and X_kf on the rays of the frame positions (module doc). Computed in float64."""
     ref, weight = points_k.double(), weight.double()
+    src = points_kf.reshape(-1, 3)[pixels_k].double()
     if intrinsics is None:
-        src = pred_k["pts3d"].reshape(-1, 3)[pixels_k].double()
         return lambda T: ray_dist_residuals(ref, src, T, weight)
-    points_f = pred_f["pts3d"]
-    height, width = image_size = tuple(points_f.shape[:2])
+    height, width = image_size = tuple(points_kf.shape[:2])
     grid = identity_pixels(height, width, ref.device).reshape(-1, 2).double()
     k = intrinsics.to(ref.device, torch.float64)
     ref = constrain_to_rays(ref, grid[pixels_k], k)
-    src = constrain_to_rays(sample_points(points_f, uv_f).double(), uv_f.double(), k)
+    src = constrain_to_rays(src, uv_f.double(), k)
     return lambda T: pixel_depth_residuals(ref, grid[pixels_k], src, T, k, image_size, weight)
 
 
@@ -408,7 +409,7 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
 
     def solve(keep: Tensor, start: Tensor) -> tuple[Tensor, int]:
         return gauss_newton_sim3(frame_residuals(
-            keyframe.points.reshape(-1, 3)[keep], pred_f, pred_k, keep,
+            keyframe.points.reshape(-1, 3)[keep], points_kf, keep,
             matches.position.reshape(-1, 2)[keep], weight[keep], intrinsics), start)
 
     T_kf, iterations = solve(keep, T_init)
