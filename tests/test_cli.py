@@ -150,7 +150,9 @@ def test_unwritable_out_is_refused_before_reading_inputs(argv, tmp_path, capsys)
     (signal.SIGTERM, 143, "terminated by SIGTERM"), (signal.SIGINT, 130, "interrupted")])
 def test_signals_end_the_run_with_128_plus_the_signal(signum, status, message, monkeypatch,
                                                       tmp_path, capsys):
-    """SIGTERM unwinds like Ctrl-C (installed by main); the status tells them apart."""
+    """SIGTERM unwinds like Ctrl-C (installed by main); the status tells them apart. Python's
+    Ctrl-C handler is set here: a test run started in the background of a non-interactive
+    shell inherits SIGINT ignored, and Python then leaves it ignored."""
     from recon4d.commands import synth_run
 
     def killed(args):
@@ -158,11 +160,13 @@ def test_signals_end_the_run_with_128_plus_the_signal(signum, status, message, m
         raise AssertionError("the signal should have interrupted the run")
 
     monkeypatch.setattr(synth_run, "run", killed)
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         assert cli.main(["synth", str(tmp_path / "s")]) == status
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     assert capsys.readouterr().err == f"recon4d synth: {message}\n"
 
 
