@@ -60,21 +60,14 @@ class Edge(Paged):
         self.a, self.b = a, b
         self.target, self.pix_b, self.weight = target, pix_b, weight
 
-    def pixels_of(self, keyframe: int) -> Tensor | None:
-        """(M,) the flat pixels of `keyframe` that the entries read (b's pixels), or None."""
-        return self.pix_b if keyframe == self.b else None
-
-    def subset(self, keep: Tensor) -> Edge:
-        """The edge with only the entries `keep` (M,) bool."""
-        return Edge(self.a, self.b, self.target[keep], self.pix_b[keep], self.weight[keep])
-
     def without_pixels(self, keyframe: int, dropped: Tensor) -> Edge:
         """The edge without the entries that read a pixel of `keyframe` marked in `dropped`
-        (H*W,) bool (e.g. movers found after the edge was matched); itself when it reads none."""
-        pixels = self.pixels_of(keyframe)
-        if pixels is None:
+        (H*W,) bool (e.g. movers found after the edge was matched); itself when `keyframe` is
+        not b (an edge reads b's pixels only)."""
+        if keyframe != self.b:
             return self
-        return self.subset(~dropped.to(pixels.device)[pixels.long()])
+        keep = ~dropped.to(self.pix_b.device)[self.pix_b.long()]
+        return Edge(self.a, self.b, self.target[keep], self.pix_b[keep], self.weight[keep])
 
 
 def edge_targets(canonical_a: Tensor, pred_a: Tensor, pred_b: Tensor, usable_a: Tensor,
