@@ -27,7 +27,8 @@ error after Sim(3) alignment to the truth, in % of the camera path.
   movers cost beyond the lost pixels; the mean IoU of the estimated per-frame masks with the
   true ones; the share of the map's keyframe pixels on true movers without and with the
   check; the CPU seconds of the frozen-movers stream without and with the check (the last two
-  runs, warm). Target: masks <= 1.5x frozen and below no masks.
+  runs, warm). Target: masks <= 1.5x frozen and below no masks. `--noise` sets the oracle's
+  per-pixel noise (0 = none): how much of the gap to the frozen scene that noise makes.
 - `cost`: a long low-resolution orbit; resident memory, the bytes the stream's map holds in RAM
   (dense data of the keyframes and edges its stores keep resident, keyframe poses, per-frame
   links) and in its spill directory (`recon4d.slam.mast3r_store`), CPU seconds per frame (mean over
@@ -48,7 +49,7 @@ uncalibrated.
     python benchmarks/bench_mast3r_slam.py accuracy [--seeds 0 1 2] [--frames 24]
         [--refine-frames 32] [--keyframe-overlap 0.333]
     python benchmarks/bench_mast3r_slam.py loop [--frames 200] [--fps 10] [--depth-stretch 0 0.05]
-    python benchmarks/bench_mast3r_slam.py movers [--movers 6] [--trajectory walk]
+    python benchmarks/bench_mast3r_slam.py movers [--movers 6] [--trajectory walk] [--noise 0]
     python benchmarks/bench_mast3r_slam.py cost [--frames 2100] [--width 48 --height 32]
     python benchmarks/bench_mast3r_slam.py retrieval [--frames 200] [--overlap 0.5]
 """
@@ -69,14 +70,16 @@ COST_WINDOW = 100  # frames averaged before each checkpoint (about 7 keyframes o
 
 
 def _stream(scene, options=None, movers=None, views=None, depth_stretch=0.0,
-            calibrated=False):
+            calibrated=False, noise=None):
     """Run the stream over the scene's frames (or `views`) on the oracle (pointmaps stretched
-    by 1 + `depth_stretch` along the optical axis), `calibrated` with the scene's true
-    intrinsics; returns the finished `Mast3rSlam` and the per-frame `FramePose`s."""
+    by 1 + `depth_stretch` along the optical axis; per-pixel noise `noise` relative to depth,
+    None: `SLAM_CORRUPTION`'s), `calibrated` with the scene's true intrinsics; returns the
+    finished `Mast3rSlam` and the per-frame `FramePose`s."""
     from recon4d.slam.mast3r import Mast3rSlam
-    from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
+    from recon4d.synthetic.mast3r_slam_oracle import SLAM_CORRUPTION, Mast3rSlamOracle
 
-    source = Mast3rSlamOracle(scene, depth_stretch=depth_stretch)
+    corruption = None if noise is None else SLAM_CORRUPTION.but(noise_rel=noise)
+    source = Mast3rSlamOracle(scene, corruption, depth_stretch=depth_stretch)
     intrinsics = torch.from_numpy(scene.intrinsics[0]) if calibrated else None
     slam = Mast3rSlam(source, options, movers=movers, intrinsics=intrinsics)
     frames = [slam.push(view) for view in (source.views() if views is None else views)]
@@ -187,7 +190,7 @@ def movers(args: argparse.Namespace) -> None:
                            (static, truth, "oracle")):
             start = time.process_time()
             runs.append(_stream(s, Mast3rSlamOptions(movers=mode), movers=m,
-                                calibrated=args.calibrated))
+                                calibrated=args.calibrated, noise=args.noise))
             cpu.append(time.process_time() - start)
         ates = [_ate_pct(slam.frame_poses(), gt) for slam, _ in runs]
         ious = [_mask_iou(frames, scene.dynamic_mask) for _, frames in runs[2:4]]
@@ -403,6 +406,10 @@ def main() -> None:
         p.add_argument("--loop-gap", type=int, default=5)
         p.add_argument("--calibrated", action="store_true",
                        help="accuracy, loop, movers: the stream with the true intrinsics")
+        if name == "movers":
+            p.add_argument("--noise", type=float, default=None,
+                           help="the oracle's per-pixel noise relative to depth (default "
+                                "SLAM_CORRUPTION's 0.002)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"accuracy": accuracy, "loop": loop, "movers": movers, "cost": cost,

@@ -7,7 +7,10 @@ from __future__ import annotations
 import torch
 
 from recon4d.dynamics.consistency import (
+    above_scale,
+    disowned,
     frame_movers,
+    grow_mask,
     inconsistent,
     relative_disagreement,
 )
@@ -47,6 +50,24 @@ def test_nothing_is_flagged_below_the_floor_or_when_most_disagree():
     most = torch.cat((torch.full((40,), 0.004), torch.full((60,), 0.2)))
     assert not inconsistent(most).any()  # 60 % disagree: the pose is wrong, not the scene
     assert not inconsistent(torch.zeros(0)).any()
+
+
+def test_a_pose_most_matches_disagree_with_is_disowned_and_a_reference_sets_the_scale():
+    most = torch.cat((torch.full((40,), 0.004), torch.full((60,), 0.2)))
+    assert disowned(most) and not disowned(most[30:50])  # 60 % against 50 %
+    assert not disowned(torch.zeros(0))
+    # scaled on the first 40 alone (4.5 x 0.004 = 0.018): the 60 above it are flagged
+    trusted = torch.arange(100) < 40
+    assert torch.equal(above_scale(most, trusted), most > 0.1)
+    assert not above_scale(most, torch.zeros(100, dtype=torch.bool)).any()
+
+
+def test_grow_mask_is_a_square_max_filter():
+    mask = torch.zeros(5, 7, dtype=torch.bool)
+    mask[2, 3] = True
+    grown = grow_mask(mask, 1)
+    assert int(grown.sum()) == 9 and bool(grown[1:4, 2:5].all())
+    assert int(grow_mask(mask, 2).sum()) == 25
 
 
 def flat(*pixels: tuple[int, int], width: int = 7) -> torch.Tensor:

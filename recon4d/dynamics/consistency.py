@@ -38,13 +38,27 @@ def inconsistent(disagreement: Tensor, ratio: float = CONSISTENCY_RATIO,
     """(M,) bool: the matches whose `disagreement` (M,) lies above max(`floor`, `ratio` x its
     `quantile`-th quantile); none when that is more than `max_flagged` of them (a wrong pose,
     not movers) or there are no matches."""
-    if disagreement.numel() == 0:
-        return torch.zeros_like(disagreement, dtype=torch.bool)
-    scale = float(torch.quantile(disagreement, quantile))
-    flagged = disagreement > max(floor, ratio * scale)
+    flagged = above_scale(disagreement, None, ratio, quantile, floor)
     if float(flagged.float().mean()) > max_flagged:
         return torch.zeros_like(flagged)
     return flagged
+
+
+def disowned(disagreement: Tensor, max_flagged: float = MAX_FLAGGED) -> bool:
+    """Whether the check would flag more than `max_flagged` of the matches (`inconsistent`
+    then flags none): the pose they were compared under is wrong."""
+    return float(above_scale(disagreement).float().mean()) > max_flagged
+
+
+def above_scale(disagreement: Tensor, reference: Tensor | None = None,
+                ratio: float = CONSISTENCY_RATIO, quantile: float = CONSISTENCY_QUANTILE,
+                floor: float = CONSISTENCY_FLOOR) -> Tensor:
+    """(M,) bool: the disagreements above max(`floor`, `ratio` x the `quantile`-th quantile of
+    those of the `reference` matches ((M,) bool, default all); all False for no matches."""
+    scaled = disagreement if reference is None else disagreement[reference]
+    if scaled.numel() == 0:
+        return torch.zeros_like(disagreement, dtype=torch.bool)
+    return disagreement > max(floor, ratio * float(torch.quantile(scaled, quantile)))
 
 
 def _pixel_mask(pixels: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -53,7 +67,8 @@ def _pixel_mask(pixels: Tensor, shape: tuple[int, int]) -> Tensor:
     return mask.reshape(shape)
 
 
-def _max_filter(mask: Tensor, radius: int) -> Tensor:
+def grow_mask(mask: Tensor, radius: int) -> Tensor:
+    """(H, W) bool `mask` grown by `radius` pixels (a square max filter)."""
     size = 2 * radius + 1
     return F.max_pool2d(mask[None, None].float(), size, stride=1, padding=radius)[0, 0] > 0
 
@@ -77,7 +92,7 @@ def frame_movers(flagged: Tensor, known: Tensor, occluding: Tensor, explained: T
     grown = _pixel_mask(flagged, shape)
     closed = _pixel_mask(known, shape)
     if grow > 0:
-        grown = _max_filter(grown, grow)
-        closed = ~_max_filter(~_max_filter(closed, grow), grow)
-    unexplained = ~_max_filter(_pixel_mask(explained, shape), 1)
+        grown = grow_mask(grown, grow)
+        closed = ~grow_mask(~grow_mask(closed, grow), grow)
+    unexplained = ~grow_mask(_pixel_mask(explained, shape), 1)
     return grown | closed | (_pixel_mask(occluding, shape) & unexplained)

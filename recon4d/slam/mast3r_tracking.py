@@ -32,7 +32,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from recon4d.dynamics.consistency import inconsistent, relative_disagreement
+from recon4d.dynamics.consistency import (
+    MAX_FLAGGED,
+    above_scale,
+    disowned,
+    grow_mask,
+    inconsistent,
+    relative_disagreement,
+)
 from recon4d.errors import InputError
 from recon4d.geometry.rotations import skew
 from recon4d.geometry.sim3 import (
@@ -65,6 +72,7 @@ C_MIN = 0.0  # and average confidence above this on both sides
 LOST_FRACTION = 0.05  # tracking fails below this fraction of usable matches
 KEYFRAME_FRACTION = 0.333  # a new keyframe below this matched / unique fraction
 SCALE_RANGE = (0.05, 20.0)  # plausible scale of a frame relative to its keyframe
+SUSPECT_RADIUS = 2  # keyframe pixels this close to a known mover are suspects (trusted_pose)
 CALIB_BORDER = -10.0  # projections may fall this many pixels (negative: outside) off the image
 MIN_DEPTH = 1e-6
 
@@ -319,6 +327,31 @@ def consistency_outliers(points_ref: Tensor, points_src: Tensor, weight: Tensor,
     return inconsistent(relative_disagreement(ref, sim3_act(T, src)))
 
 
+def trusted_pose(solve: Callable[[Tensor, Tensor], tuple[Tensor, int]], keyframe: Keyframe,
+                 points_kf: Tensor, keep: Tensor, T_init: Tensor,
+                 scale_range: tuple[float, float] = SCALE_RANGE
+                 ) -> tuple[tuple[Tensor, Tensor] | None, int]:
+    """For a track whose check disowned its pose (`disowned`: movers that the keyframe's mask
+    missed pulled it): the Sim(3) keyframe <- frame that `solve(pixels, start)` finds from
+    `T_init` on the flat keyframe pixels `keep` (M,) that are not suspects, i.e. flagged
+    before or within `SUSPECT_RADIUS` pixels of a known mover (where a sparse mask's misses
+    lie), with the `keep` pixels that disagree under it at the trusted pixels' scale:
+    ((T, flagged (M,) bool) or None, Gauss-Newton iterations). None without both kinds of
+    pixels, for an implausible pose, or when the trusted pixels disagree with their own pose
+    beyond `MAX_FLAGGED` (then the movers, not the suspects, are what is missing)."""
+    suspect = (keyframe.flags > 0) | grow_mask(keyframe.movers, SUSPECT_RADIUS)
+    trusted = ~suspect.reshape(-1)[keep]
+    if not 0 < int(trusted.sum()) < len(keep):
+        return None, 0
+    T, iterations = solve(keep[trusted], T_init)
+    if not plausible_sim3(T, scale_range):
+        return None, iterations
+    bad = above_scale(pixel_disagreement(keyframe.points, points_kf, keep, T), trusted)
+    if float(bad[trusted].float().mean()) > MAX_FLAGGED:
+        return None, iterations
+    return (T, bad), iterations
+
+
 @dataclass
 class TrackResult:
     """One frame tracked against the current keyframe.
@@ -374,9 +407,11 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
     `scale_range` are the lost, keyframe and plausible-scale limits (`TrackResult`).
     `check_consistency` then takes the matches whose points still disagree under the solved
     pose out (`recon4d.dynamics.consistency`: movers the masks missed) and solves again from
-    that pose. Unless lost, `fuse_keyframe` fuses the frame's prediction of the keyframe, moved
-    into the keyframe's camera, into it (with the check, at the closer half of the pixels the
-    pose used only: `fusion_pixels`).
+    that pose. A pose the check disowns (most matches disagree) is solved again from the
+    trusted pixels (`trusted_pose`) when they hold together. Unless lost,
+    `fuse_keyframe` fuses the frame's prediction of the keyframe, moved into the keyframe's
+    camera, into it (with the check, at the closer half of the pixels the pose used only:
+    `fusion_pixels`).
     """
     points_f, points_kf = pred_f["pts3d"], pred_k["pts3d"]
     if points_f.shape != keyframe.points.shape or points_kf.shape != keyframe.points.shape:
@@ -416,7 +451,13 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
     if not plausible_sim3(T_kf, scale_range):
         return lost(iterations)
     if check_consistency:
-        bad = inconsistent_matches(keyframe.points, points_kf, keep, T_kf)
+        disagreement = pixel_disagreement(keyframe.points, points_kf, keep, T_kf)
+        bad = inconsistent(disagreement)
+        if disowned(disagreement):
+            retry, more = trusted_pose(solve, keyframe, points_kf, keep, T_init, scale_range)
+            iterations += more
+            if retry is not None:
+                T_kf, bad = retry
         if bool(bad.any()):
             flagged, keep = keep[bad], keep[~bad]
             T_kf, more = solve(keep, T_kf)
