@@ -25,6 +25,7 @@ from recon4d.slam.mast3r_tracking import (
     relative_jacobians,
     robust_sqrt_info,
     track_frame,
+    trusted_pose,
 )
 from recon4d.synthetic.mast3r_slam_oracle import Mast3rSlamOracle
 from recon4d.synthetic.oracle import OracleCorruption
@@ -488,6 +489,29 @@ def test_a_pose_the_check_disowns_is_solved_again_from_the_trusted_pixels(monkey
     assert float(flagged_movers.float().mean()) > 0.95 and len(result.inconsistent) > 400
     monkeypatch.setattr(mast3r_tracking, "trusted_pose", lambda *args: (None, 0))
     assert track(sparse)[1] > 5 * full_error  # without it: measured 0.0075
+
+
+def test_a_trusted_pose_is_taken_only_where_it_fits_the_trusted_pixels_better():
+    """`trusted_pose` with a stand-in solve that returns the identity, on a keyframe whose
+    prediction in the frame equals its own points (no disagreement under the identity)."""
+    gen = torch.Generator().manual_seed(0)
+    points = 1.0 + torch.rand(4, 5, 3, generator=gen)
+    keyframe = Keyframe(0, np.zeros((4, 5, 3), np.uint8), points, torch.ones(4, 5), 1,
+                        torch.zeros(4, 5, dtype=bool), EYE)
+    keyframe.flag(torch.tensor([0, 1, 2]))  # flagged once: suspects, not movers
+    keep = torch.arange(20)
+
+    def solve(pixels, start):
+        assert not bool(torch.isin(pixels, torch.tensor([0, 1, 2])).any())  # trusted only
+        return EYE, 3
+
+    pulled = torch.full((20,), 0.05, dtype=torch.float64)  # the disowned pose's disagreement
+    result, iterations = trusted_pose(solve, keyframe, points, keep, pulled, EYE)
+    assert iterations == 3 and torch.equal(result[0], EYE) and not result[1].any()
+    # the disowned pose fits the trusted pixels as well: nothing shows it was pulled
+    assert trusted_pose(solve, keyframe, points, keep, torch.zeros(20), EYE)[0] is None
+    keyframe.flag(keep)  # every pixel a suspect: nothing to trust
+    assert trusted_pose(solve, keyframe, points, keep, pulled, EYE) == (None, 0)
 
 
 def test_with_the_check_fusion_skips_the_pixels_that_disagree_more_than_the_median():

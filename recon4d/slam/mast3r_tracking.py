@@ -328,17 +328,19 @@ def consistency_outliers(points_ref: Tensor, points_src: Tensor, weight: Tensor,
 
 
 def trusted_pose(solve: Callable[[Tensor, Tensor], tuple[Tensor, int]], keyframe: Keyframe,
-                 points_kf: Tensor, keep: Tensor, T_init: Tensor,
+                 points_kf: Tensor, keep: Tensor, disagreement: Tensor, T_init: Tensor,
                  scale_range: tuple[float, float] = SCALE_RANGE
                  ) -> tuple[tuple[Tensor, Tensor] | None, int]:
     """For a track whose check disowned its pose (`disowned`: movers that the keyframe's mask
-    missed pulled it): the Sim(3) keyframe <- frame that `solve(pixels, start)` finds from
-    `T_init` on the flat keyframe pixels `keep` (M,) that are not suspects, i.e. flagged
-    before or within `SUSPECT_RADIUS` pixels of a known mover (where a sparse mask's misses
-    lie), with the `keep` pixels that disagree under it at the trusted pixels' scale:
-    ((T, flagged (M,) bool) or None, Gauss-Newton iterations). None without both kinds of
-    pixels, for an implausible pose, or when the trusted pixels disagree with their own pose
-    beyond `MAX_FLAGGED` (then the movers, not the suspects, are what is missing)."""
+    missed pulled it; `disagreement` (M,) of the flat keyframe pixels `keep` (M,) under it):
+    the Sim(3) keyframe <- frame that `solve(pixels, start)` finds from `T_init` on the `keep`
+    pixels that are not suspects, i.e. flagged before or within `SUSPECT_RADIUS` pixels of a
+    known mover (where a sparse mask's misses lie), with the `keep` pixels that disagree under
+    it at the trusted pixels' scale: ((T, flagged (M,) bool) or None, Gauss-Newton
+    iterations). None without both kinds of pixels, for an implausible pose, when the trusted
+    pixels agree no better with it than with the disowned pose (their median disagreement:
+    then nothing shows the suspects pulled that one), or when more than `MAX_FLAGGED` of them
+    disagree with it."""
     suspect = (keyframe.flags > 0) | grow_mask(keyframe.movers, SUSPECT_RADIUS)
     trusted = ~suspect.reshape(-1)[keep]
     if not 0 < int(trusted.sum()) < len(keep):
@@ -346,7 +348,10 @@ def trusted_pose(solve: Callable[[Tensor, Tensor], tuple[Tensor, int]], keyframe
     T, iterations = solve(keep[trusted], T_init)
     if not plausible_sim3(T, scale_range):
         return None, iterations
-    bad = above_scale(pixel_disagreement(keyframe.points, points_kf, keep, T), trusted)
+    again = pixel_disagreement(keyframe.points, points_kf, keep, T)
+    if float(again[trusted].median()) >= float(disagreement[trusted].median()):
+        return None, iterations
+    bad = above_scale(again, trusted)
     if float(bad[trusted].float().mean()) > MAX_FLAGGED:
         return None, iterations
     return (T, bad), iterations
@@ -454,7 +459,8 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
         disagreement = pixel_disagreement(keyframe.points, points_kf, keep, T_kf)
         bad = inconsistent(disagreement)
         if disowned(disagreement):
-            retry, more = trusted_pose(solve, keyframe, points_kf, keep, T_init, scale_range)
+            retry, more = trusted_pose(solve, keyframe, points_kf, keep, disagreement, T_init,
+                                       scale_range)
             iterations += more
             if retry is not None:
                 T_kf, bad = retry
