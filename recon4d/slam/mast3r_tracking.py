@@ -412,8 +412,8 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
     `scale_range` are the lost, keyframe and plausible-scale limits (`TrackResult`).
     `check_consistency` then takes the matches whose points still disagree under the solved
     pose out (`recon4d.dynamics.consistency`: movers the masks missed) and solves again from
-    that pose. A pose the check disowns (most matches disagree) is solved again from the
-    trusted pixels (`trusted_pose`) when they hold together. Unless lost,
+    that pose. A pose the check disowns (most matches disagree) gives way to one solved from
+    the trusted pixels alone when those fit it better (`trusted_pose`). Unless lost,
     `fuse_keyframe` fuses the frame's prediction of the keyframe, moved into the keyframe's
     camera, into it (with the check, at the closer half of the pixels the pose used only:
     `fusion_pixels`).
