@@ -458,7 +458,7 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
     if check_consistency:
         disagreement = pixel_disagreement(keyframe.points, points_kf, keep, T_kf)
         bad = inconsistent(disagreement)
-        if disowned(disagreement):
+        if not bool(bad.any()) and disowned(disagreement):  # flags none when disowned
             retry, more = trusted_pose(solve, keyframe, points_kf, keep, disagreement, T_init,
                                        scale_range)
             iterations += more
