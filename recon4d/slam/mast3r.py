@@ -19,10 +19,10 @@ out and the pose solved again; keyframe pixels flagged twice become the keyframe
 (`Keyframe.flag`), and the frame's mover mask is joined by the frame pixels that the flagged
 and the keyframe's mover pixels match and by unexplained pixels in front of keyframe points
 (`frame_movers`), so a new keyframe starts with the movers its predecessor knew; the mask a
-frame is written with adds the dense landing test (`landed_movers`). Memory
-stays flat: the dense data of keyframes, their codes and edges beyond the back end's recent
-reach is spilled to a temporary directory (`recon4d.slam.mast3r_store`), which `close` (or
-leaving a `with` block) removes.
+frame is written with adds the dense landing test (`landed_movers`), and a frame that becomes a
+keyframe keeps that test's pixels in free space. Memory stays flat: the dense data of
+keyframes, their codes and edges beyond the back end's recent reach is spilled to a temporary
+directory (`recon4d.slam.mast3r_store`), which `close` (or leaving a `with` block) removes.
 """
 
 from __future__ import annotations
@@ -164,12 +164,12 @@ class Mast3rSlam:
             return self._lost(index, movers, track.valid_fraction, clock)
         with clock("tracking"):
             movers = self._flagged(movers, track, keyframe)
-            written = self._written(movers, track, keyframe, pred_f)
+            written, kept = self._landed(movers, track, keyframe, pred_f)
         self._pose = track.pose_c2w
         if track.needs_keyframe:
             previous = self._current
             with clock("backend"):
-                self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, movers), code,
+                self._add_keyframe(self._keyframe(index, view, pred_f, self._pose, kept), code,
                                    self.database.describe(code, pred_f["desc"]))
             with clock("refine"):
                 self._refine_span(previous)
@@ -204,16 +204,17 @@ class Mast3rSlam:
                                index[matches.valid.reshape(-1)], tuple(keyframe.movers.shape))
         return flagged if movers is None else movers | flagged
 
-    def _written(self, movers: Tensor | None, track: TrackResult, keyframe: Keyframe,
-                 pred_f: dict) -> Tensor | None:
-        """The mask a tracked frame is written with: with the consistency check, `movers`
-        joined by the dense landing test (`landed_movers`), which finds most of the mover
-        pixels that tracking's matches miss; tracking and the keyframes keep `movers` (the
-        landing test in them measured no better, docs/slam.md)."""
+    def _landed(self, movers: Tensor | None, track: TrackResult, keyframe: Keyframe,
+                pred_f: dict) -> tuple[Tensor | None, Tensor | None]:
+        """With the consistency check, `movers` joined by the dense landing test
+        (`landed_movers`), which finds most of the mover pixels tracking's matches miss: the
+        mask the frame is written with takes all it finds, the mask the frame keeps if it
+        becomes a keyframe only its pixels in free space (keyframes that kept both measured
+        worse, docs/slam.md); the span refinement keeps `movers`. Returns (written, kept)."""
         if not self.check_consistency or movers is None:
-            return movers
-        return movers | landed_movers(keyframe.points, keyframe.movers, pred_f["pts3d"],
-                                      track.T_kf)
+            return movers, movers
+        landing = landed_movers(keyframe.points, keyframe.movers, pred_f["pts3d"], track.T_kf)
+        return movers | landing.movers(), movers | landing.in_free_space
 
     def _start(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
         """The first frame: a keyframe at the origin from its own prediction, fused with the
@@ -259,10 +260,9 @@ class Mast3rSlam:
             track = self._track(best, pred_f, pred_k, best.pose_c2w, movers,
                                 fuse_keyframe=False)
         if not track.lost:
-            movers = self._flagged(movers, track, best)
-            if movers is not None:
-                candidate.movers = candidate.movers | movers
-            movers = self._written(movers, track, best, pred_f)
+            movers, kept = self._landed(self._flagged(movers, track, best), track, best, pred_f)
+            if kept is not None:
+                candidate.movers = candidate.movers | kept
         candidate.pose_c2w = best.pose_c2w.clone() if track.lost else track.pose_c2w
         self._relocalising = False
         found_movers = candidate.movers.reshape(-1)  # the edges were matched before the track

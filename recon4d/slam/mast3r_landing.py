@@ -14,10 +14,14 @@ its point
   the keyframe saw through that place, so something came into it since.
 
 Landings outside the keyframe's image (a 2-pixel border included) or with a ray error above
-the matcher's are not judged.
+the matcher's are not judged. The two kinds are returned apart (`Landing`): a frame that becomes
+a keyframe keeps only the second, which takes next to nothing on static scenes; keyframes that
+kept both measured worse (docs/slam.md, "Keyframes keep the free space").
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -26,9 +30,20 @@ from recon4d.geometry.sim3 import sim3_act
 from recon4d.slam.mast3r_matching import MAX_DIST, MAX_SQ_RAY_ERROR, projective_match
 
 
+class Landing(NamedTuple):
+    """(H, W) bool frame pixels judged movers by the landing test, by kind (module doc)."""
+
+    on_mover: Tensor  # on a keyframe mover and not behind it by more than the margin
+    in_free_space: Tensor  # in front of all four keyframe points around the landing
+
+    def movers(self) -> Tensor:
+        """Both kinds: the frame's mover pixels the test finds."""
+        return self.on_mover | self.in_free_space
+
+
 def landed_movers(points_k: Tensor, movers_k: Tensor, points_f: Tensor, T_kf: Tensor,
-                  margin: float = MAX_DIST) -> Tensor:
-    """(H, W) bool frame pixels judged movers from where they land in the keyframe (module doc).
+                  margin: float = MAX_DIST) -> Landing:
+    """The frame pixels judged movers from where they land in the keyframe (module doc).
 
     `points_k` (H_k, W_k, 3) the keyframe's canonical pointmap in its camera, `movers_k`
     (H_k, W_k) bool its known movers, `points_f` (H, W, 3) the frame's own points in its camera
@@ -53,4 +68,5 @@ def landed_movers(points_k: Tensor, movers_k: Tensor, points_f: Tensor, T_kf: Te
     distance_f = moved.reshape(-1, 3).norm(dim=-1)
     on_mover = movers_k[v, u] & (distance_f < distance_k[v, u] + margin)
     in_free_space = ~near_mover & (distance_f < around.amin(0) - margin)
-    return (judged & (on_mover | in_free_space)).reshape(points_f.shape[:2])
+    shape = points_f.shape[:2]
+    return Landing((judged & on_mover).reshape(shape), (judged & in_free_space).reshape(shape))
