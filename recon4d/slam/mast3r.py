@@ -20,9 +20,10 @@ out and the pose solved again; keyframe pixels flagged twice become the keyframe
 and the keyframe's mover pixels match and by unexplained pixels in front of keyframe points
 (`frame_movers`), so a new keyframe starts with the movers its predecessor knew; the mask a
 frame is written with adds the dense landing test (`landed_movers`), and a frame that becomes a
-keyframe keeps that test's pixels in free space. Memory stays flat: the dense data of
-keyframes, their codes and edges beyond the back end's recent reach is spilled to a temporary
-directory (`recon4d.slam.mast3r_store`), which `close` (or leaving a `with` block) removes.
+keyframe keeps that test's pixels in free space and inside known movers. Memory stays flat:
+the dense data of keyframes, their codes and edges beyond the back end's recent reach is
+spilled to a temporary directory (`recon4d.slam.mast3r_store`), which `close` (or leaving a
+`with` block) removes.
 """
 
 from __future__ import annotations
@@ -209,12 +210,13 @@ class Mast3rSlam:
         """With the consistency check, `movers` joined by the dense landing test
         (`landed_movers`), which finds most of the mover pixels tracking's matches miss: the
         mask the frame is written with takes all it finds, the mask the frame keeps if it
-        becomes a keyframe only its pixels in free space (keyframes that kept both measured
-        worse, docs/slam.md); the span refinement keeps `movers`. Returns (written, kept)."""
+        becomes a keyframe its pixels in free space and inside known movers
+        (`Landing.keyframe_movers`); the span refinement keeps `movers`. Returns (written,
+        kept)."""
         if not self.check_consistency or movers is None:
             return movers, movers
         landing = landed_movers(keyframe.points, keyframe.movers, pred_f["pts3d"], track.T_kf)
-        return movers | landing.movers(), movers | landing.in_free_space
+        return movers | landing.movers(), movers | landing.keyframe_movers()
 
     def _start(self, index: int, view: dict, code: Any, clock: _Clock) -> FramePose:
         """The first frame: a keyframe at the origin from its own prediction, fused with the

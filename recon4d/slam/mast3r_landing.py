@@ -14,9 +14,12 @@ its point
   the keyframe saw through that place, so something came into it since.
 
 Landings outside the keyframe's image (a 2-pixel border included) or with a ray error above
-the matcher's are not judged. The two kinds are returned apart (`Landing`): a frame that becomes
-a keyframe keeps only the second, which takes next to nothing on static scenes; keyframes that
-kept both measured worse (docs/slam.md, "Keyframes keep the free space").
+the matcher's are not judged. The kinds are returned apart (`Landing`). A frame that becomes a
+keyframe keeps the second kind, and of the first only the landings inside a known mover (all
+four keyframe pixels around them movers): at a mover's border the rounded landing and the
+1-pixel growth of flagged masks would pass static pixels on from keyframe to keyframe, and
+keyframes that kept all of the first kind measured worse (docs/slam.md, "Keyframes keep the
+free space").
 """
 
 from __future__ import annotations
@@ -35,10 +38,15 @@ class Landing(NamedTuple):
 
     on_mover: Tensor  # on a keyframe mover and not behind it by more than the margin
     in_free_space: Tensor  # in front of all four keyframe points around the landing
+    inside_mover: Tensor  # on_mover with all four keyframe pixels around the landing movers
 
     def movers(self) -> Tensor:
-        """Both kinds: the frame's mover pixels the test finds."""
+        """Both kinds: the frame's mover pixels the test finds (its written mask)."""
         return self.on_mover | self.in_free_space
+
+    def keyframe_movers(self) -> Tensor:
+        """What a frame that becomes a keyframe keeps (module doc)."""
+        return self.inside_mover | self.in_free_space
 
 
 def landed_movers(points_k: Tensor, movers_k: Tensor, points_f: Tensor, T_kf: Tensor,
@@ -63,10 +71,12 @@ def landed_movers(points_k: Tensor, movers_k: Tensor, points_f: Tensor, T_kf: Te
     u0, v0 = uv[:, 0].floor().long(), uv[:, 1].floor().long()
     corners = [(v0, u0), (v0, u0 + 1), (v0 + 1, u0), (v0 + 1, u0 + 1)]
     around = torch.stack([distance_k[c] for c in corners])
-    near_mover = torch.stack([movers_k[c] for c in corners]).any(0)
+    mover_around = torch.stack([movers_k[c] for c in corners])
+    near_mover, inside = mover_around.any(0), mover_around.all(0)
     u, v = uv[:, 0].round().long(), uv[:, 1].round().long()
     distance_f = moved.reshape(-1, 3).norm(dim=-1)
     on_mover = movers_k[v, u] & (distance_f < distance_k[v, u] + margin)
     in_free_space = ~near_mover & (distance_f < around.amin(0) - margin)
     shape = points_f.shape[:2]
-    return Landing((judged & on_mover).reshape(shape), (judged & in_free_space).reshape(shape))
+    return Landing((judged & on_mover).reshape(shape), (judged & in_free_space).reshape(shape),
+                   (judged & on_mover & inside).reshape(shape))
