@@ -54,8 +54,8 @@ def test_nothing_is_flagged_below_the_floor_or_when_most_disagree():
 
 def test_a_pose_most_matches_disagree_with_is_disowned_and_a_reference_sets_the_scale():
     most = torch.cat((torch.full((40,), 0.004), torch.full((60,), 0.2)))
-    assert disowned(most) and not disowned(most[30:50])  # 60 % against 50 %
-    assert not disowned(torch.zeros(0))
+    assert disowned(above_scale(most)) and not disowned(above_scale(most[30:50]))  # 60 % / 50 %
+    assert not disowned(above_scale(torch.zeros(0)))
     # scaled on the first 40 alone (4.5 x 0.004 = 0.018): the 60 above it are flagged
     trusted = torch.arange(100) < 40
     assert torch.equal(above_scale(most, trusted), most > 0.1)

@@ -39,15 +39,14 @@ def inconsistent(disagreement: Tensor, ratio: float = CONSISTENCY_RATIO,
     `quantile`-th quantile); none when that is more than `max_flagged` of them (a wrong pose,
     not movers) or there are no matches."""
     flagged = above_scale(disagreement, None, ratio, quantile, floor)
-    if float(flagged.float().mean()) > max_flagged:
-        return torch.zeros_like(flagged)
-    return flagged
+    return torch.zeros_like(flagged) if disowned(flagged, max_flagged) else flagged
 
 
-def disowned(disagreement: Tensor, max_flagged: float = MAX_FLAGGED) -> bool:
-    """Whether the check would flag more than `max_flagged` of the matches (`inconsistent`
-    then flags none): the pose they were compared under is wrong."""
-    return float(above_scale(disagreement).float().mean()) > max_flagged
+def disowned(flagged: Tensor, max_flagged: float = MAX_FLAGGED) -> bool:
+    """Whether `flagged` (M,) bool (`above_scale` of the matches' disagreements) holds more
+    than `max_flagged` of the matches (`inconsistent` then flags none): the pose they were
+    compared under is wrong."""
+    return float(flagged.float().mean()) > max_flagged
 
 
 def above_scale(disagreement: Tensor, reference: Tensor | None = None,

@@ -457,8 +457,9 @@ def track_frame(keyframe: Keyframe, pred_f: dict[str, Tensor], pred_k: dict[str,
         return lost(iterations)
     if check_consistency:
         disagreement = pixel_disagreement(keyframe.points, points_kf, keep, T_kf)
-        bad = inconsistent(disagreement)
-        if not bool(bad.any()) and disowned(disagreement):  # flags none when disowned
+        bad = above_scale(disagreement)
+        if disowned(bad):  # `inconsistent` flags none here; the trusted pixels may do better
+            bad = torch.zeros_like(bad)
             retry, more = trusted_pose(solve, keyframe, points_kf, keep, disagreement, T_init,
                                        scale_range)
             iterations += more
