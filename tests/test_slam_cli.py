@@ -207,6 +207,24 @@ def test_mast3r_tiny_checkpoint_keeps_what_was_done_before_a_frame_of_another_si
     assert len(traj) == 3 and np.isfinite(traj.poses).all()
 
 
+def test_mast3r_tiny_checkpoint_streams_a_video_through_every_output(tmp_path, capsys):
+    # structure only: random weights give no confident match, so every frame after the first is
+    # lost, yet each one is decoded from the video, run through the network and written
+    video = tmp_path / "clip.mp4"
+    write_video(video, 8)
+    out = tmp_path / "run"
+    code = main(["slam", str(video), "--method", "mast3r", "--weights", str(MAST3R),
+                 "--size", "64", "--out", str(out)])
+    assert code == 2 and "clip.mp4: no frame after the first" in capsys.readouterr().err
+    doc = json.loads((out / "scene.json").read_text())
+    assert doc["slam"]["frames_done"] == 8 and doc["slam"]["lost_frames"] == list(range(1, 8))
+    traj = load_prediction(out).trajectory
+    assert np.allclose(traj.timestamps, np.arange(8) / 10)  # the video's timestamps
+    assert len(decode_video(out / "map_video.mp4")) == 8
+    for name in ("keyframes_tum.txt", "pointcloud.ply", "scene.glb", "slam_frames.csv"):
+        assert (out / name).stat().st_size > 0, name
+
+
 def test_mast3r_stream_that_never_tracks_is_an_error_with_its_folder(tmp_path, capsys):
     # random weights: no frame has enough valid matches
     frames = tmp_path / "frames"
